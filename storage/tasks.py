@@ -1,0 +1,216 @@
+"""Rows and SQL of the `tasks` table; status changes only through guarded transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Self
+
+import asyncpg
+
+from storage.db import Executor
+from storage.errors import InvalidTransition, NotFound, translate_errors
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    PREPARING = "preparing"
+    PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    DELIVERING = "delivering"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+S = TaskStatus
+TERMINAL = frozenset({S.DONE, S.FAILED, S.BLOCKED, S.CANCELLED})
+ACTIVE = frozenset({S.PREPARING, S.PLANNING, S.RUNNING, S.VERIFYING, S.DELIVERING})
+
+# Where each status may go next. A job that died mid-task (worker crash) may start over from
+# any active status, so every active status may go back to PREPARING; FAILED/BLOCKED/CANCELLED
+# may be queued again (retry, resume), DONE never changes again.
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    S.PENDING: frozenset({S.QUEUED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.PREPARING, S.CANCELLED, S.FAILED}),
+    S.PREPARING: frozenset({S.PREPARING, S.PLANNING, S.RUNNING, S.QUEUED, S.FAILED, S.BLOCKED,
+                            S.CANCELLED}),
+    S.PLANNING: frozenset({S.PREPARING, S.AWAITING_APPROVAL, S.QUEUED, S.FAILED, S.BLOCKED,
+                           S.CANCELLED}),
+    S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.BLOCKED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.PREPARING, S.VERIFYING, S.DELIVERING, S.QUEUED, S.FAILED, S.BLOCKED,
+                          S.CANCELLED}),
+    S.VERIFYING: frozenset({S.PREPARING, S.RUNNING, S.DELIVERING, S.QUEUED, S.FAILED, S.BLOCKED,
+                            S.CANCELLED}),
+    S.DELIVERING: frozenset({S.PREPARING, S.DONE, S.QUEUED, S.FAILED, S.BLOCKED, S.CANCELLED}),
+    S.DONE: frozenset(),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.BLOCKED: frozenset({S.QUEUED, S.CANCELLED}),
+    S.CANCELLED: frozenset({S.QUEUED}),
+}  # fmt: skip
+
+
+def allowed_sources(to: TaskStatus) -> frozenset[TaskStatus]:
+    return frozenset(src for src, targets in TRANSITIONS.items() if to in targets)
+
+
+_INSERT = """
+    INSERT INTO tasks (key, repo_id, title, description, acceptance, priority, mode, git_flow,
+                       skip_verify, agent_backend, agent_model, max_turns, max_cost_usd,
+                       max_wall_seconds, created_by, chat_id, thread_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    RETURNING *
+"""
+_BY_KEY = "SELECT * FROM tasks WHERE key = $1"
+_BY_ID = "SELECT * FROM tasks WHERE id = $1"
+_LIST = """
+    SELECT *
+      FROM tasks
+     WHERE ($1::text IS NULL OR status = $1)
+     ORDER BY id DESC
+     LIMIT $2
+"""
+_MOVE = """
+    UPDATE tasks
+       SET status = $2,
+           status_reason = $4,
+           updated_at = now(),
+           started_at = CASE WHEN $2 = 'preparing' THEN coalesce(started_at, now())
+                             ELSE started_at END,
+           finished_at = CASE WHEN $2 = ANY($5::text[]) THEN now() ELSE NULL END
+     WHERE id = $1 AND status = ANY($3::text[])
+    RETURNING *
+"""
+_STATUS = "SELECT status FROM tasks WHERE id = $1"
+_SET_BRANCH = """
+    UPDATE tasks SET branch = $2, base_commit = $3, updated_at = now() WHERE id = $1
+"""
+_SET_HEAD = "UPDATE tasks SET head_commit = $2, updated_at = now() WHERE id = $1"
+_ADD_SPEND = """
+    UPDATE tasks
+       SET spent_cost_usd = spent_cost_usd + $2,
+           spent_wall_seconds = spent_wall_seconds + $3,
+           spent_turns = spent_turns + $4,
+           updated_at = now()
+     WHERE id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    key: str
+    repo_id: int
+    title: str
+    description: str
+    acceptance: str
+    priority: int
+    mode: str
+    git_flow: str
+    skip_verify: bool
+    agent_backend: str | None
+    agent_model: str | None
+    max_turns: int | None
+    max_cost_usd: Decimal | None
+    max_wall_seconds: int | None
+    spent_cost_usd: Decimal
+    spent_wall_seconds: float
+    spent_turns: int
+    status: TaskStatus
+    status_reason: str
+    branch: str | None
+    base_commit: str | None
+    head_commit: str | None
+    pr_url: str | None
+    chat_id: int | None
+    thread_id: int | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Self:
+        values = {f.name: r[f.name] for f in fields(cls)}
+        values["status"] = TaskStatus(r["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    repo_id: int
+    title: str
+    description: str = ""
+    acceptance: str = ""
+    priority: int = 3
+    mode: str = "autonomous"
+    git_flow: str = "patch"
+    skip_verify: bool = False
+    agent_backend: str | None = None
+    agent_model: str | None = None
+    max_turns: int | None = None
+    max_cost_usd: Decimal | None = None
+    max_wall_seconds: int | None = None
+    created_by: str = "cli"
+    chat_id: int | None = None
+    thread_id: int | None = None
+
+
+class TaskRepo:
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    async def create(self, key: str, new: NewTask) -> Task:
+        with translate_errors():
+            row = await self._db.fetchrow(
+                _INSERT, key, new.repo_id, new.title, new.description, new.acceptance,
+                new.priority, new.mode, new.git_flow, new.skip_verify, new.agent_backend,
+                new.agent_model, new.max_turns, new.max_cost_usd, new.max_wall_seconds,
+                new.created_by, new.chat_id, new.thread_id,
+            )  # fmt: skip
+        assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
+        return Task.from_record(row)
+
+    async def by_key(self, key: str) -> Task:
+        row = await self._db.fetchrow(_BY_KEY, key)
+        if row is None:
+            raise NotFound("task", key)
+        return Task.from_record(row)
+
+    async def by_id(self, task_id: int) -> Task:
+        row = await self._db.fetchrow(_BY_ID, task_id)
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
+
+    async def recent(self, *, status: TaskStatus | None = None, limit: int = 50) -> list[Task]:
+        rows = await self._db.fetch(_LIST, status, limit)
+        return [Task.from_record(r) for r in rows]
+
+    async def move(self, task_id: int, to: TaskStatus, *, reason: str = "") -> Task:
+        """Change status only along TRANSITIONS; the SQL checks the current status atomically."""
+        sources = [s.value for s in allowed_sources(to)]
+        terminal = [s.value for s in TERMINAL]
+        row = await self._db.fetchrow(_MOVE, task_id, to.value, sources, reason, terminal)
+        if row is None:
+            current = await self._db.fetchval(_STATUS, task_id)
+            raise InvalidTransition(task_id, current, to.value)
+        return Task.from_record(row)
+
+    async def set_branch(self, task_id: int, branch: str, base_commit: str) -> None:
+        await self._db.execute(_SET_BRANCH, task_id, branch, base_commit)
+
+    async def set_head(self, task_id: int, head_commit: str) -> None:
+        await self._db.execute(_SET_HEAD, task_id, head_commit)
+
+    async def add_spend(
+        self, task_id: int, *, cost_usd: Decimal, wall_seconds: float, turns: int
+    ) -> None:
+        await self._db.execute(_ADD_SPEND, task_id, cost_usd, wall_seconds, turns)
