@@ -1,0 +1,298 @@
+"""Bare mirrors per repo and one linked worktree per task, on local disk.
+
+Layout under `root`:
+
+    mirrors/<repo_name>.git    bare mirror; upstream branches live in refs/remotes/origin/*,
+                               our task branches (agent/<KEY>) in refs/heads/*
+    mirrors/<repo_name>.lock   flock(2) file serialising every change to that mirror
+    worktrees/<TASK_KEY>       the task's worktree, on branch agent/<TASK_KEY>
+
+Fetches only write refs/remotes/origin/* (and tags), so they never touch a task branch,
+not even one checked out in a worktree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.git import GitError, run_git
+
+log = logging.getLogger(__name__)
+
+TASK_KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
+REPO_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+BRANCH_PREFIX = "agent/"
+UPSTREAM_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
+FALLBACK_DEFAULT_BRANCHES = ("main", "master")
+LOCK_POLL_SECONDS = 0.05
+
+# Commits made by DevServer itself: no hooks (an agent could have installed some) and no
+# signing (no key or agent is available to the worker).
+_COMMIT_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false")
+
+
+class WorkspaceError(Exception):
+    """Invalid input to the workspace: a bad task key, repo name or source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Worktree:
+    path: Path
+    branch: str  # "agent/<KEY>"
+    base_commit: str  # where the task's patches start from
+    resumed: bool  # the branch existed already (a retried task)
+    mirror: Path  # the bare mirror this worktree is linked to
+
+
+def validate_task_key(task_key: str) -> str:
+    if not TASK_KEY_PATTERN.fullmatch(task_key):
+        raise WorkspaceError(f"invalid task key: {task_key!r}")
+    return task_key
+
+
+def validate_repo_name(repo_name: str) -> str:
+    if not REPO_NAME_PATTERN.fullmatch(repo_name) or ".." in repo_name:
+        raise WorkspaceError(f"invalid repo name: {repo_name!r}")
+    return repo_name
+
+
+def _normalise_source(source: str) -> str:
+    """Reject option-like sources; make local paths absolute (git runs in other cwds)."""
+    if not source or source.startswith("-"):
+        raise WorkspaceError("invalid repository source")
+    if "://" not in source and Path(source).exists():
+        return str(Path(source).resolve())
+    return source
+
+
+def _validate_branch_name(branch: str) -> str:
+    if not branch or branch.startswith("-") or ".." in branch or branch.endswith("/"):
+        raise WorkspaceError(f"invalid branch name: {branch!r}")
+    return branch
+
+
+class Workspace:
+    def __init__(self, root: Path, *, network_timeout: float = 600.0) -> None:
+        self.root = root.resolve()  # git records absolute worktree paths; compare alike
+        self.mirrors_dir = self.root / "mirrors"
+        self.worktrees_dir = self.root / "worktrees"
+        self._network_timeout = network_timeout
+        self._locks: dict[Path, asyncio.Lock] = {}
+
+    def mirror_path(self, repo_name: str) -> Path:
+        return self.mirrors_dir / f"{validate_repo_name(repo_name)}.git"
+
+    def worktree_path(self, task_key: str) -> Path:
+        return self.worktrees_dir / validate_task_key(task_key)
+
+    async def sync_mirror(self, repo_name: str, source: str) -> Path:
+        """Create the mirror if missing, then fetch upstream branches into origin/* (and tags)."""
+        mirror = self.mirror_path(repo_name)
+        source = _normalise_source(source)
+        async with self._mirror_lock(mirror):
+            if mirror.exists():
+                await self._fetch(mirror, source)
+            else:
+                await self._create_mirror(mirror, source)
+        log.info("mirror synced", extra={"repo_name": repo_name, "mirror": str(mirror)})
+        return mirror
+
+    async def default_branch(self, source: str) -> str:
+        """The branch the source's HEAD points to, else "main" or "master" if present."""
+        source = _normalise_source(source)
+        result = await run_git(
+            "ls-remote", "--symref", "--", source, "HEAD", time_limit=self._network_timeout
+        )
+        for line in result.text.splitlines():
+            target, _, name = line.partition("\t")
+            if name == "HEAD" and target.startswith("ref: refs/heads/"):
+                return target.removeprefix("ref: refs/heads/")
+        heads = await run_git(
+            "ls-remote",
+            "--heads",
+            "--",
+            source,
+            *FALLBACK_DEFAULT_BRANCHES,
+            time_limit=self._network_timeout,
+        )
+        present = {line.partition("\t")[2] for line in heads.text.splitlines()}
+        for name in FALLBACK_DEFAULT_BRANCHES:
+            if f"refs/heads/{name}" in present:
+                return name
+        raise GitError(("git", "ls-remote", "--symref", source, "HEAD"), 0, "no default branch")
+
+    async def create_worktree(self, mirror: Path, task_key: str, default_branch: str) -> Worktree:
+        """Check out agent/<KEY> in a fresh worktree, creating the branch from origin/<default>.
+
+        An existing branch (a retried task) is resumed as it is; a leftover worktree for the
+        key (after a crash) is removed first.
+        """
+        path = self.worktree_path(task_key)
+        if not mirror.is_absolute():
+            raise WorkspaceError(f"mirror path must be absolute: {mirror}")
+        _validate_branch_name(default_branch)
+        branch = f"{BRANCH_PREFIX}{task_key}"
+        upstream = f"refs/remotes/origin/{default_branch}"
+        async with self._mirror_lock(mirror):
+            await self._remove_stale(mirror, path, branch)
+            upstream_commit = await _resolve_commit(mirror, upstream)
+            if upstream_commit is None:
+                raise GitError(("git", "rev-parse", upstream), 1, f"{upstream} not found")
+            self.worktrees_dir.mkdir(parents=True, exist_ok=True)
+            if await _resolve_commit(mirror, f"refs/heads/{branch}") is None:
+                await run_git(
+                    "worktree", "add", "--quiet", "-b", branch, str(path), upstream_commit,
+                    cwd=mirror,
+                )  # fmt: skip
+                base_commit, resumed = upstream_commit, False
+            else:
+                await run_git("worktree", "add", "--quiet", str(path), branch, cwd=mirror)
+                merge_base = await run_git(
+                    "merge-base", f"refs/heads/{branch}", upstream_commit, cwd=mirror
+                )
+                base_commit, resumed = merge_base.text, True
+        log.info(
+            "worktree created",
+            extra={"task_key": task_key, "branch": branch, "resumed": resumed},
+        )
+        return Worktree(path, branch, base_commit, resumed, mirror)
+
+    async def commit_all(
+        self, worktree: Worktree, message: str, author_name: str, author_email: str
+    ) -> str | None:
+        """Stage everything and commit it as the given identity; None if nothing changed."""
+        await run_git("add", "-A", cwd=worktree.path)
+        staged = await run_git("diff", "--cached", "--quiet", cwd=worktree.path, check=False)
+        if staged.returncode == 0:
+            return None
+        if staged.returncode != 1:
+            raise GitError(("git", "diff", "--cached", "--quiet"), staged.returncode, staged.stderr)
+        identity = {
+            "GIT_AUTHOR_NAME": author_name,
+            "GIT_AUTHOR_EMAIL": author_email,
+            "GIT_COMMITTER_NAME": author_name,
+            "GIT_COMMITTER_EMAIL": author_email,
+        }
+        await run_git(
+            "-c", f"user.name={author_name}", "-c", f"user.email={author_email}",
+            *_COMMIT_CONFIG, "commit", "--quiet", "--no-verify", "-m", message,
+            cwd=worktree.path, env=identity,
+        )  # fmt: skip
+        sha = await self.head(worktree)
+        log.info("worktree committed", extra={"branch": worktree.branch, "commit": sha})
+        return sha
+
+    async def commits_since_base(self, worktree: Worktree) -> list[str]:
+        """Commits on the task branch after its base, oldest first."""
+        result = await run_git(
+            "rev-list", "--reverse", f"{worktree.base_commit}..HEAD", cwd=worktree.path
+        )
+        return result.text.split()
+
+    async def discard_changes(self, worktree: Worktree) -> None:
+        """Drop uncommitted edits and untracked files (what a verifier run left behind);
+        ignored files such as build caches stay."""
+        await run_git("reset", "--hard", "--quiet", "HEAD", cwd=worktree.path)
+        await run_git("clean", "-fd", "--quiet", cwd=worktree.path)
+
+    async def head(self, worktree: Worktree) -> str:
+        result = await run_git("rev-parse", "--verify", "HEAD", cwd=worktree.path)
+        return result.text
+
+    async def remove_worktree(self, worktree: Worktree) -> None:
+        """Delete the worktree directory and its registration; the branch stays."""
+        async with self._mirror_lock(worktree.mirror):
+            await self._remove_stale(worktree.mirror, worktree.path, worktree.branch)
+        log.info("worktree removed", extra={"branch": worktree.branch})
+
+    async def _create_mirror(self, mirror: Path, source: str) -> None:
+        # `init --bare` + fetch rather than `clone --bare`: a clone would also copy upstream
+        # branches into refs/heads/*, where they would go stale and mislead (`git diff main`).
+        # Built next to the mirror and renamed, so a crash never leaves a half-made mirror.
+        partial = mirror.with_name(f"{mirror.name}.partial")
+        await asyncio.to_thread(shutil.rmtree, partial, ignore_errors=True)
+        await run_git("init", "--bare", "--quiet", str(partial))
+        await run_git("remote", "add", "origin", source, cwd=partial)
+        await self._fetch(partial, source)
+        partial.rename(mirror)
+        log.info("mirror created", extra={"mirror": str(mirror)})
+
+    async def _fetch(self, mirror: Path, source: str) -> None:
+        await run_git("config", "remote.origin.url", source, cwd=mirror)
+        await run_git(
+            "config", "--replace-all", "remote.origin.fetch", UPSTREAM_REFSPEC, cwd=mirror
+        )
+        # --tags --force: tags follow upstream even where a tag was moved there.
+        await run_git(
+            "fetch", "--prune", "--tags", "--force", "--quiet", "origin",
+            cwd=mirror, time_limit=self._network_timeout,
+        )  # fmt: skip
+
+    async def _remove_stale(self, mirror: Path, path: Path, branch: str) -> None:
+        """Remove any worktree at `path` or holding `branch`. Idempotent."""
+        listing = await run_git("worktree", "list", "--porcelain", cwd=mirror)
+        stale = {path}
+        entry_path: Path | None = None
+        for line in listing.text.splitlines():
+            if line.startswith("worktree "):
+                entry_path = Path(line.removeprefix("worktree "))
+            elif line == f"branch refs/heads/{branch}" and entry_path is not None:
+                stale.add(entry_path)
+        for stale_path in stale:
+            if stale_path.exists():
+                await run_git(
+                    "worktree", "remove", "--force", "--force", str(stale_path),
+                    cwd=mirror, check=False,
+                )  # fmt: skip
+                if stale_path.exists():
+                    await asyncio.to_thread(shutil.rmtree, stale_path, ignore_errors=True)
+                log.info("stale worktree removed", extra={"path": str(stale_path)})
+        await run_git("worktree", "prune", cwd=mirror)
+
+    @contextlib.asynccontextmanager
+    async def _mirror_lock(self, mirror: Path) -> AsyncIterator[None]:
+        """Serialise work on one mirror: within this process, then across processes."""
+        lock = self._locks.setdefault(mirror, asyncio.Lock())
+        async with lock:
+            mirror.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = mirror.with_name(f"{mirror.name.removesuffix('.git')}.lock")
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                await _flock(fd)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
+
+
+async def _flock(fd: int) -> None:
+    """Take an exclusive flock without blocking the event loop (poll with LOCK_NB).
+
+    Polling rather than a blocking flock in a thread: a cancelled waiter then leaves no
+    thread behind that could take the lock later, or keep the loop from shutting down.
+    """
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            await asyncio.sleep(LOCK_POLL_SECONDS)
+        else:
+            return
+
+
+async def _resolve_commit(repository: Path, ref: str) -> str | None:
+    result = await run_git(
+        "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repository, check=False
+    )
+    return result.text if result.returncode == 0 else None
