@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,28 +16,31 @@ from storage import migrate
 from storage.db import admin_execute, create_pool, with_db
 from storage.embedded import start_embedded
 
-TEMPLATE = "devserver_test_template"
+# The embedded server's data lives outside pytest's rotating temp dirs, so it survives and is
+# shared by concurrent test sessions; each session works in databases of its own.
+EMBEDDED_HOME = Path(tempfile.gettempdir()) / f"devserver-test-pg-{os.getuid()}"
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """TEST_DATABASE_URL, or the embedded server started once for this test session."""
+def pg_dsn() -> str:
+    """TEST_DATABASE_URL, or the embedded server (started or joined once per session)."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         return url
-    return with_db(start_embedded(tmp_path_factory.mktemp("pg")), "postgres")
+    return with_db(start_embedded(EMBEDDED_HOME), "postgres")
 
 
-async def _make_template(pg_dsn: str) -> None:
-    await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
-    await admin_execute(pg_dsn, f'CREATE DATABASE "{TEMPLATE}"')
-    await migrate.apply_all(with_db(pg_dsn, TEMPLATE))
+async def _make_template(pg_dsn: str, name: str) -> None:
+    await admin_execute(pg_dsn, f'CREATE DATABASE "{name}"')
+    await migrate.apply_all(with_db(pg_dsn, name))
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_dsn: str) -> str:
-    asyncio.run(_make_template(pg_dsn))
-    return TEMPLATE
+def template_db(pg_dsn: str) -> Iterator[str]:
+    name = f"template_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_make_template(pg_dsn, name))
+    yield name
+    asyncio.run(admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from storage import migrate
@@ -25,7 +27,7 @@ async def _schema(dsn: str) -> list[tuple[str, str, str]]:
 
 
 async def test_migrations_apply_to_empty_database_and_twice_is_no_change(pg_dsn: str) -> None:
-    name = "migrate_twice"
+    name = f"migrate_twice_{uuid.uuid4().hex[:8]}"
     await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin_execute(pg_dsn, f'CREATE DATABASE "{name}"')
     dsn = with_db(pg_dsn, name)
@@ -53,7 +55,7 @@ async def test_migrations_apply_to_empty_database_and_twice_is_no_change(pg_dsn:
 async def test_concurrent_migrations_apply_each_file_once(pg_dsn: str) -> None:
     import asyncio  # noqa: PLC0415
 
-    name = "migrate_concurrent"
+    name = f"migrate_concurrent_{uuid.uuid4().hex[:8]}"
     await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin_execute(pg_dsn, f'CREATE DATABASE "{name}"')
     dsn = with_db(pg_dsn, name)

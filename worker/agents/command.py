@@ -1,0 +1,153 @@
+"""Any program as an agent: an argv template filled with the prompt, run without a shell.
+
+Used for scripted agents in tests and for CLIs without a dedicated backend. The program may
+report its session, cost and turns by printing, as the last line of its stdout, a JSON
+object with any of `session_id`, `cost_usd` / `total_cost_usd` and `num_turns`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from worker.agents.base import AgentRequest, AgentResult, ErrorKind
+from worker.agents.environment import agent_environment
+from worker.processes import join_output, run_command, tail
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TAIL_CHARS = 4000
+TEXT_CHARS = 20_000
+MESSAGE_CHARS = 2000
+# One pass over each element, so a prompt containing "{workdir}" is not substituted again.
+_PLACEHOLDER = re.compile(r"\{(prompt|workdir|session)\}")
+
+
+class CommandBackend:
+    """Runs `argv_template` with {prompt}, {workdir} and {session} filled in."""
+
+    name = "command"
+
+    def __init__(
+        self, argv_template: Sequence[str], extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        if not argv_template:
+            raise ValueError("argv_template must name a program")
+        self._argv_template = tuple(argv_template)
+        self._extra_env = dict(extra_env or {})
+
+    @classmethod
+    def from_string(
+        cls, template: str, extra_env: Mapping[str, str] | None = None
+    ) -> CommandBackend:
+        """Split a shell-like template ('python3 agent.py {prompt}') into argv; no shell runs."""
+        return cls(shlex.split(template), extra_env)
+
+    def build_argv(self, request: AgentRequest) -> list[str]:
+        values = {
+            "prompt": request.prompt,
+            "workdir": str(request.workdir),
+            "session": request.resume_session_id or "",
+        }
+        return [
+            _PLACEHOLDER.sub(lambda match: values[match.group(1)], element)
+            for element in self._argv_template
+        ]
+
+    def build_env(self, request: AgentRequest) -> dict[str, str]:
+        extra = dict(self._extra_env)
+        if request.max_turns is not None:
+            extra["DEVSERVER_MAX_TURNS"] = str(request.max_turns)
+        return agent_environment(request.home, extra)
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        request.home.mkdir(parents=True, exist_ok=True)
+        log.info("agent start", extra={"backend": self.name, "workdir": str(request.workdir)})
+        try:
+            outcome = await run_command(
+                self.build_argv(request),
+                cwd=request.workdir,
+                env=self.build_env(request),
+                timeout=request.deadline_seconds,
+            )
+        except OSError as exc:
+            log.warning("agent could not start", extra={"backend": self.name, "error": str(exc)})
+            return AgentResult(
+                ok=False,
+                text="",
+                exit_code=None,
+                duration_seconds=0.0,
+                error_kind=ErrorKind.CRASH,
+                error_message=f"cannot start {self._argv_template[0]}: {exc}",
+            )
+        report = _last_line_report(outcome.stdout)
+        output_tail = tail(join_output(outcome.stdout, outcome.stderr), OUTPUT_TAIL_CHARS)
+        ok = outcome.exit_code == 0 and not outcome.timed_out
+        error_kind: ErrorKind | None = None
+        error_message = ""
+        if outcome.timed_out:
+            error_kind = ErrorKind.TIMEOUT
+            error_message = f"killed at the deadline after {outcome.duration_seconds:.1f} s"
+        elif not ok:
+            error_kind = ErrorKind.CRASH
+            error_message = tail(output_tail.strip(), MESSAGE_CHARS) or (
+                f"exited with code {outcome.exit_code} without output"
+            )
+        result = AgentResult(
+            ok=ok,
+            text=tail(outcome.stdout, TEXT_CHARS),
+            exit_code=outcome.exit_code,
+            duration_seconds=outcome.duration_seconds,
+            session_id=_string(report.get("session_id")),
+            turns=_integer(report.get("num_turns")),
+            cost_usd=_number(report.get("total_cost_usd", report.get("cost_usd"))),
+            error_kind=error_kind,
+            error_message=error_message,
+            output_tail=output_tail,
+        )
+        log.info(
+            "agent finished",
+            extra={
+                "backend": self.name,
+                "ok": result.ok,
+                "error_kind": result.error_kind,
+                "exit_code": result.exit_code,
+                "duration_seconds": round(result.duration_seconds, 3),
+            },
+        )
+        return result
+
+
+_REPORT_KEYS = frozenset({"session_id", "cost_usd", "total_cost_usd", "num_turns"})
+
+
+def _last_line_report(stdout: str) -> dict[str, Any]:
+    """The JSON object on the last non-empty line of stdout, if it reports anything we read."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        return {}
+    try:
+        value = json.loads(lines[-1])
+    except ValueError:
+        return {}
+    if isinstance(value, dict) and _REPORT_KEYS & value.keys():
+        return value
+    return {}
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

@@ -1,0 +1,42 @@
+"""The environment an agent or a verifier command runs with: an allow-list, never our secrets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+# Only these are copied from the worker's environment. Everything else (DATABASE_URL,
+# TELEGRAM_BOT_TOKEN, GITEA_TOKEN, DB_DSN, ...) stays in the worker.
+INHERITED_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+)
+
+
+def agent_environment(
+    home: Path,
+    extra: Mapping[str, str] | None = None,
+    *,
+    parent: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A minimal child environment: allow-listed parent variables, HOME, then `extra`.
+
+    `parent` defaults to os.environ. Git never prompts for credentials (it would hang).
+    """
+    source = os.environ if parent is None else parent
+    env = {name: source[name] for name in INHERITED_VARIABLES if name in source}
+    env.setdefault("PATH", os.defpath)
+    env["HOME"] = str(home)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if extra:
+        env.update(extra)
+    return env

@@ -1,0 +1,205 @@
+"""Run a child process with a watchdog: bounded output, a deadline, and no orphans left behind.
+
+Every command runs in its own session (so its own process group). Whatever happens (normal
+exit, deadline, or cancellation of the awaiting task), the whole group is terminated
+afterwards: SIGTERM, a grace period, then SIGKILL. Output is collected through a protocol
+that never stops reading, so a chatty child cannot deadlock on a full pipe, and only the
+tail of each stream is kept in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.05
+_REAP_SECONDS = 5.0  # how long to wait for the kernel to report a SIGKILLed child as exited
+_PIPE_DRAIN_SECONDS = 1.0  # how long to wait for EOF once every process of the group is gone
+_STDOUT = 1
+_STDERR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    exit_code: int | None  # None when the watchdog killed the process at the deadline
+    stdout: str
+    stderr: str
+    timed_out: bool
+    duration_seconds: float
+
+
+def tail(text: str, limit: int) -> str:
+    """The last `limit` characters of `text`."""
+    if limit <= 0:
+        return ""
+    return text[-limit:]
+
+
+def join_output(stdout: str, stderr: str) -> str:
+    """stdout then stderr, on separate lines, for one combined tail."""
+    if stdout and stderr:
+        return stdout + ("" if stdout.endswith("\n") else "\n") + stderr
+    return stdout or stderr
+
+
+class _Collector(asyncio.SubprocessProtocol):
+    """Keeps the tail of stdout and stderr and reports exit and end of output."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int, merge_stderr: bool) -> None:
+        self._limit = limit
+        self._buffers = {_STDOUT: bytearray(), _STDERR: bytearray()}
+        self._open_pipes = {_STDOUT} if merge_stderr else {_STDOUT, _STDERR}
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.pipes_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        buffer = self._buffers.get(fd)
+        if buffer is None:
+            return
+        buffer += data
+        if len(buffer) > 2 * self._limit:  # trim in batches: amortised O(1) per byte
+            del buffer[: len(buffer) - self._limit]
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open_pipes.discard(fd)
+        if not self._open_pipes and not self.pipes_closed.done():
+            self.pipes_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def text(self, fd: int) -> str:
+        data = bytes(self._buffers[fd][-self._limit :]) if self._limit > 0 else b""
+        return data.decode("utf-8", errors="replace")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in the process group."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        entries = []
+    if not entries:  # no procfs: fall back to signal 0, which also counts zombies
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        # fields: state, ppid, pgrp, ...; a zombie only waits to be reaped by its parent
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _stop_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, wait up to `grace` seconds for it to empty, then SIGKILL it."""
+    if not _group_alive(pgid):
+        return
+    log.info("terminating process group", extra={"pgid": pgid})
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        await asyncio.sleep(_POLL_SECONDS)
+        if not _group_alive(pgid):
+            return
+    log.warning("killing process group", extra={"pgid": pgid})
+    _signal_group(pgid, signal.SIGKILL)
+
+
+async def _wait_for(future: asyncio.Future[None], seconds: float) -> bool:
+    """Wait for `future` without cancelling it; True if it completed in time."""
+    done, _ = await asyncio.wait({future}, timeout=seconds)
+    return bool(done)
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,  # noqa: ASYNC109 (the watchdog must kill the group, not just stop waiting)
+    stdin_data: bytes | None = None,
+    max_output_bytes: int = 2_000_000,
+    kill_grace: float = 3.0,
+    merge_stderr: bool = False,
+) -> CommandResult:
+    """Run `argv` (never through a shell) and return its exit code and output tails.
+
+    `env` is the child's whole environment. Each stream keeps its last `max_output_bytes`
+    bytes; with `merge_stderr` stderr goes into stdout and `stderr` is empty. Raises
+    OSError if the program cannot be started (missing executable or cwd).
+    """
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _Collector(loop, max_output_bytes, merge_stderr),
+        *argv,
+        stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+    )
+    pgid = transport.get_pid()  # a session leader's pid is its process group id
+    try:
+        if stdin_data is not None:
+            stdin = transport.get_pipe_transport(0)
+            if isinstance(stdin, asyncio.WriteTransport):
+                stdin.write(stdin_data)
+                stdin.close()  # flushes, then closes: the child sees EOF
+        exited = await _wait_for(protocol.exited, timeout)
+        if not exited:
+            log.warning("command deadline reached", extra={"pid": pgid, "timeout": timeout})
+        await _stop_group(pgid, kill_grace)
+        if not await _wait_for(protocol.exited, _REAP_SECONDS):
+            log.error("process did not exit after SIGKILL", extra={"pid": pgid})
+        if not await _wait_for(protocol.pipes_closed, _PIPE_DRAIN_SECONDS):
+            # A process that left the group (setsid) still holds our pipes: stop reading.
+            log.warning("output pipes still open after exit", extra={"pid": pgid})
+    except asyncio.CancelledError:
+        stopped = False
+        try:
+            await _stop_group(pgid, kill_grace)
+            stopped = True
+            await _wait_for(protocol.exited, _REAP_SECONDS)  # let the child watcher reap it
+        finally:
+            if not stopped:  # cancelled again during the grace period: no survivors either way
+                _signal_group(pgid, signal.SIGKILL)
+        raise
+    finally:
+        transport.close()
+    return CommandResult(
+        exit_code=transport.get_returncode() if exited else None,
+        stdout=protocol.text(_STDOUT),
+        stderr="" if merge_stderr else protocol.text(_STDERR),
+        timed_out=not exited,
+        duration_seconds=time.monotonic() - started,
+    )
