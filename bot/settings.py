@@ -1,0 +1,24 @@
+"""Telegram bot settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_ids(value: object) -> object:
+    if isinstance(value, str):
+        return [int(item) for item in value.replace(" ", ",").split(",") if item.strip()]
+    return value
+
+
+class BotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELEGRAM_", env_file=".env", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    allowed_users: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    api_base_url: str | None = None  # a local Bot API server, or the fake one in tests
+
+    _split = field_validator("allowed_users", mode="before")(_split_ids)

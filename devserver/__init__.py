@@ -1,0 +1,1 @@
+"""DevServer: a task typed in Telegram becomes a verified change and a patch series."""

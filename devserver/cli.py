@@ -1,0 +1,233 @@
+"""The `devserver` command: run the services, manage repos and tasks from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TypeAlias
+
+import asyncpg
+
+from bot.app import BotConfigError
+from devserver import logs, show
+from devserver.runtime import open_database, serve
+from devserver.settings import Settings
+from storage.artifacts import ArtifactRepo
+from storage.db import create_pool
+from storage.errors import Conflict, NotFound
+from storage.repos import NewRepo, RepoRepo
+from storage.task_events import TaskEventRepo
+from storage.task_runs import TaskRunRepo
+from storage.tasks import NewTask, TaskRepo, TaskStatus
+from worker.agents.registry import BACKENDS
+from worker.git import GitError
+from worker.queue import submit_task
+from worker.workspace import Workspace
+
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class UserError(Exception):
+    """Bad input: reported as one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise SystemExit(f"devserver: error: {message}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="devserver", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("up", help="run worker and web (and the bot when a token is set)")
+    sub.add_parser("worker", help="run only the worker")
+    sub.add_parser("web", help="run only the status page")
+    sub.add_parser("bot", help="run only the Telegram bot")
+    sub.add_parser("migrate", help="apply database migrations")
+
+    repo = sub.add_parser("repo", help="manage repositories").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)  # fmt: skip
+    add = repo.add_parser("add", help="register a repository")
+    add.add_argument("name")
+    add.add_argument("source", help="local path or clone URL")
+    add.add_argument("--branch", help="default branch (detected when omitted)")
+    for step in ("pre", "build", "test", "lint"):
+        add.add_argument(f"--{step}", default="", metavar="CMD", help=f"{step} command")
+    add.add_argument("--verify-timeout", type=int, default=600, metavar="SECONDS")
+    add.add_argument("--agent", choices=BACKENDS, default="claude")
+    add.add_argument("--agent-command", default="", metavar="TEMPLATE",
+                     help="argv template for --agent command, with {prompt}")  # fmt: skip
+    add.add_argument("--model")
+    add.add_argument("--max-attempts", type=int, default=3)
+    add.add_argument("--key-prefix", default="", help="task key prefix (default: from name)")
+    add.add_argument("--author-name", default="DevServer Agent")
+    add.add_argument("--author-email", default="agent@devserver.invalid")
+    repo.add_parser("list", help="list repositories")
+
+    task = sub.add_parser("task", help="manage tasks").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)  # fmt: skip
+    tadd = task.add_parser("add", help="create and queue a task")
+    tadd.add_argument("repo")
+    tadd.add_argument("title")
+    tadd.add_argument("--description", default="")
+    tadd.add_argument("--acceptance", default="")
+    tadd.add_argument("--flow", choices=("patch", "direct", "pr"), default="patch")
+    tadd.add_argument("--max-turns", type=int)
+    tadd.add_argument("--priority", type=int, choices=(1, 2, 3, 4), default=3,
+                      help="1 critical … 4 low")  # fmt: skip
+    tadd.add_argument("--agent", choices=BACKENDS)
+    tadd.add_argument("--model")
+    tadd.add_argument("--skip-verify", action="store_true")
+    tlist = task.add_parser("list", help="recent tasks")
+    tlist.add_argument("--status", choices=[s.value for s in TaskStatus])
+    tlist.add_argument("--limit", type=int, default=30)
+    tshow = task.add_parser("show", help="status, runs, events and artifacts of a task")
+    tshow.add_argument("key")
+    tmbox = task.add_parser("mbox", help="write a task's combined.mbox (for git am)")
+    tmbox.add_argument("key")
+    tmbox.add_argument("-o", "--output", help="file to write (default: standard output)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logs.configure(settings.log_level)
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except UserError as exc:
+        print(f"devserver: error: {exc}", file=sys.stderr)  # noqa: T201  # CLI output
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("up", "worker", "web", "bot"):
+        names = {"up": ["worker", "web"], "worker": ["worker"], "web": ["web"], "bot": ["bot"]}
+        services = names[args.command]
+        if args.command == "up" and settings.bot.bot_token is not None:
+            services.append("bot")
+        if "bot" in services and settings.bot.bot_token is None:
+            raise UserError("TELEGRAM_BOT_TOKEN is not set (see .env.example)")
+        try:
+            await serve(settings, services)
+        except BotConfigError as exc:
+            raise UserError(str(exc)) from exc
+        return 0
+    dsn = await open_database(settings)
+    if args.command == "migrate":
+        print("database is up to date")  # noqa: T201  # CLI output
+        return 0
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        if args.command == "repo":
+            return await (_repo_add(args, pool, settings) if args.action == "add"
+                          else _repo_list(pool))  # fmt: skip
+        handlers = {"add": _task_add, "list": _task_list, "show": _task_show, "mbox": _task_mbox}
+        return await handlers[args.action](args, pool)
+    except NotFound as exc:
+        raise UserError(str(exc)) from exc
+    finally:
+        await pool.close()
+
+
+async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:
+    if not _REPO_NAME.match(args.name):
+        raise UserError(f"invalid repo name {args.name!r}: use letters, digits, '.', '_', '-'")
+    source = args.source
+    if not _URL.match(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UserError(f"path does not exist: {source}")
+        source = str(path.resolve())
+    if args.agent == "command" and not args.agent_command.strip():
+        raise UserError("--agent command needs --agent-command TEMPLATE (with {prompt})")
+    if not 1 <= args.max_attempts <= 20:
+        raise UserError("--max-attempts must be between 1 and 20")
+    try:
+        branch = args.branch or await Workspace(settings.home / "workspaces").default_branch(source)
+    except GitError as exc:
+        raise UserError(f"not a git repository (or unreachable): {args.source}") from exc
+    new = NewRepo(
+        name=args.name, source=source, default_branch=branch, key_prefix=args.key_prefix.upper(),
+        pre_command=args.pre, build_command=args.build, test_command=args.test,
+        lint_command=args.lint, verify_timeout_seconds=args.verify_timeout,
+        agent_backend=args.agent, agent_command=args.agent_command, agent_model=args.model,
+        max_attempts=args.max_attempts, git_author_name=args.author_name,
+        git_author_email=args.author_email,
+    )  # fmt: skip
+    try:
+        repo = await RepoRepo(pool).add(new)
+    except Conflict as exc:
+        raise UserError(f"a repo named {args.name!r} (or its key prefix) exists already") from exc
+    print(f"repo {repo.name} added: {repo.source} (branch {repo.default_branch}, "  # noqa: T201
+          f"tasks {repo.key_prefix}-N)")  # fmt: skip
+    return 0
+
+
+async def _repo_list(pool: Pool) -> int:
+    for repo in await RepoRepo(pool).all():
+        print(show.repo_line(repo))  # noqa: T201  # CLI output
+    return 0
+
+
+async def _task_add(args: argparse.Namespace, pool: Pool) -> int:
+    if not args.title.strip():
+        raise UserError("the task title is empty")
+    if len(args.title) > 500:
+        raise UserError("the task title is longer than 500 characters")
+    if args.max_turns is not None and args.max_turns < 1:
+        raise UserError("--max-turns must be at least 1")
+    if args.flow != "patch":
+        raise UserError(f"flow {args.flow!r} needs a forge; repos have none configured yet "
+                        "(use --flow patch)")  # fmt: skip
+    repo = await RepoRepo(pool).by_name(args.repo)
+    new = NewTask(
+        repo_id=repo.id, title=args.title.strip(), description=args.description,
+        acceptance=args.acceptance, priority=args.priority, git_flow=args.flow,
+        skip_verify=args.skip_verify, agent_backend=args.agent, agent_model=args.model,
+        max_turns=args.max_turns,
+    )  # fmt: skip
+    async with pool.acquire() as conn:
+        task = await submit_task(conn, new)
+    print(f"{task.key} queued: {task.title}")  # noqa: T201  # CLI output
+    return 0
+
+
+async def _task_list(args: argparse.Namespace, pool: Pool) -> int:
+    status = TaskStatus(args.status) if args.status else None
+    for task in await TaskRepo(pool).recent(status=status, limit=args.limit):
+        print(show.task_line(task))  # noqa: T201  # CLI output
+    return 0
+
+
+async def _task_show(args: argparse.Namespace, pool: Pool) -> int:
+    task = await TaskRepo(pool).by_key(args.key)
+    repo = await RepoRepo(pool).by_id(task.repo_id)
+    runs = await TaskRunRepo(pool).for_task(task.id)
+    events = await TaskEventRepo(pool).for_task(task.id)
+    artifacts = await ArtifactRepo(pool).for_task(task.id)
+    print(show.task_report(task, repo, runs, events, artifacts))  # noqa: T201  # CLI output
+    return 0
+
+
+async def _task_mbox(args: argparse.Namespace, pool: Pool) -> int:
+    task = await TaskRepo(pool).by_key(args.key)
+    try:
+        data = await ArtifactRepo(pool).content(task.id, "combined.mbox")
+    except NotFound as exc:
+        raise UserError(f"{task.key} has no patches (status {task.status.value})") from exc
+    if args.output:
+        Path(args.output).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0

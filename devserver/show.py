@@ -1,0 +1,78 @@
+"""Plain-text views of repos and tasks for the terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from storage.artifacts import Artifact
+from storage.repos import Repo
+from storage.task_events import TaskEvent
+from storage.task_runs import TaskRun
+from storage.tasks import Task
+
+
+def repo_line(repo: Repo) -> str:
+    checks = ", ".join(f"{n}: {c}" for n, c in (("pre", repo.pre_command),
+                       ("build", repo.build_command), ("test", repo.test_command),
+                       ("lint", repo.lint_command)) if c) or "no checks"  # fmt: skip
+    return (
+        f"{repo.name:<16} {repo.key_prefix:<8} {repo.default_branch:<10} {repo.source}  [{checks}]"
+    )
+
+
+def task_line(task: Task) -> str:
+    return f"{task.key:<10} {task.status.value:<18} p{task.priority} {task.title}"
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def _payload(payload: dict[str, Any]) -> str:
+    parts = []
+    for key, value in payload.items():
+        if value in (None, "", [], {}):
+            continue
+        text = str(value).replace("\n", " ⏎ ")
+        parts.append(f"{key}={text[:160]}")
+    return " ".join(parts)
+
+
+def task_report(
+    task: Task, repo: Repo, runs: list[TaskRun], events: list[TaskEvent], artifacts: list[Artifact]
+) -> str:
+    reason = f" ({task.status_reason})" if task.status_reason else ""
+    lines = [
+        f"{task.key}  {task.title}",
+        f"  status:   {task.status.value}{reason}",
+        f"  repo:     {repo.name} ({repo.source})",
+        f"  flow:     {task.git_flow}   priority: {task.priority}   branch: {task.branch or '-'}",
+        f"  spent:    ${task.spent_cost_usd:.4f}, {task.spent_turns} turns, "
+        f"{task.spent_wall_seconds:.1f}s agent time",
+    ]
+    if task.description:
+        lines += ["", "Description:"] + [f"  {line}" for line in task.description.splitlines()]
+    lines += ["", f"Runs ({len(runs)}):"]
+    for run in runs:
+        verdict = "ok" if run.ok else (run.error_class or "failed")
+        checks = ""
+        if run.verify is not None:
+            checks = "  checks " + ("passed" if run.verify.get("passed") else "FAILED")
+        cost = f"${run.cost_usd:.4f}" if run.cost_usd is not None else "cost n/a"
+        seconds = f"{run.duration_seconds:.1f}s" if run.duration_seconds is not None else "-"
+        lines.append(f"  #{run.attempt} {run.phase:<8} {run.backend:<8} {verdict:<10} "
+                     f"{seconds:>7} {cost} turns {run.turns or '-'}{checks}")  # fmt: skip
+    lines += ["", f"Events ({len(events)}):"]
+    for event in events:
+        lines.append(
+            f"  {_time(event.created_at)} {event.kind.value:<18} {_payload(event.payload)}"
+        )
+    lines += ["", f"Artifacts ({len(artifacts)}):"]
+    for artifact in artifacts:
+        lines.append(
+            f"  {artifact.filename:<40} {artifact.size:>8} bytes  sha256 {artifact.sha256[:12]}"
+        )
+    if any(a.filename == "combined.mbox" for a in artifacts):
+        lines += ["", f"Apply with:  devserver task mbox {task.key} | git am"]
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""Pick the agent backend a task runs with: the task's choice, else its repo's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from storage.repos import Repo
+from worker.agents.base import AgentBackend
+from worker.agents.claude import ClaudeBackend
+from worker.agents.command import CommandBackend
+from worker.settings import ClaudeSettings
+
+BACKENDS = ("claude", "command")
+
+
+class UnknownBackend(Exception):
+    pass
+
+
+def backend_factory(claude: ClaudeSettings) -> Callable[[Repo, str], AgentBackend]:
+    def build(repo: Repo, name: str) -> AgentBackend:
+        if name == "claude":
+            return ClaudeBackend(
+                executable=claude.executable,
+                api_key=claude.api_key.get_secret_value() if claude.api_key else None,
+                base_url=claude.base_url,
+                permission_mode=claude.permission_mode,
+                allowed_tools=repo.allowed_tools or claude.allowed_tools,
+                max_retries=claude.max_retries,
+            )
+        if name == "command":
+            if not repo.agent_command.strip():
+                raise UnknownBackend(f"repo {repo.name} has no agent command configured")
+            return CommandBackend.from_string(repo.agent_command)
+        raise UnknownBackend(f"unknown agent backend {name!r}; known: {', '.join(BACKENDS)}")
+
+    return build

@@ -1,0 +1,26 @@
+"""What the worker's jobs need, built once in create_worker() and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias
+
+import asyncpg
+
+from storage.repos import Repo
+from worker.agents.base import AgentBackend
+from worker.settings import WorkerSettings
+from worker.workspace import Workspace
+
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    pool: Pool
+    workspace: Workspace
+    settings: WorkerSettings
+    agent_homes: Path  # one HOME per task for the agent CLI (sessions live there)
+    backend_for: Callable[[Repo, str], AgentBackend]  # (repo, backend name) → backend

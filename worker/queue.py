@@ -1,0 +1,64 @@
+"""Enqueue jobs inside the caller's transaction, so a task and its job exist together or not."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pgqueuer import AsyncpgDriver, Queries
+
+from storage.db import Connection
+from storage.repos import RepoRepo
+from storage.task_events import EventKind, TaskEventRepo
+from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from worker.payloads import Payload, RunTaskPayload
+
+
+class Priority:
+    """PgQueuer runs the HIGHEST number first; tasks say 1 = critical … 4 = low."""
+
+    CRITICAL = 40
+    HIGH = 30
+    NORMAL = 20
+    LOW = 10
+
+    @staticmethod
+    def for_task(task_priority: int) -> int:
+        return {1: Priority.CRITICAL, 2: Priority.HIGH, 3: Priority.NORMAL, 4: Priority.LOW}[
+            task_priority
+        ]
+
+
+class JobQueue:
+    def __init__(self, conn: Connection) -> None:
+        self._queries = Queries(AsyncpgDriver(conn))  # type: ignore[arg-type]  # a pool proxy works
+
+    async def enqueue(
+        self, payload: Payload, *, priority: int, delay: timedelta | None = None
+    ) -> int:
+        ids = await self._queries.enqueue(
+            payload.ENTRYPOINT, payload.model_dump_json().encode(), priority, delay
+        )
+        return int(ids[0])
+
+
+async def submit_task(conn: Connection, new: NewTask) -> Task:
+    """Create a task and queue its job, atomically: a rollback removes both."""
+    async with conn.transaction():
+        key = await RepoRepo(conn).next_task_key(new.repo_id)
+        tasks = TaskRepo(conn)
+        task = await tasks.create(key, new)
+        created = {"key": key, "title": new.title, "by": new.created_by}
+        await TaskEventRepo(conn).add(task.id, EventKind.TASK_CREATED, created)
+        return await queue_task(conn, task)
+
+
+async def queue_task(conn: Connection, task: Task) -> Task:
+    """Move a task to `queued` and enqueue its job; call inside a transaction."""
+    moved = await TaskRepo(conn).move(task.id, TaskStatus.QUEUED)
+    job_id = await JobQueue(conn).enqueue(
+        RunTaskPayload(task_id=task.id), priority=Priority.for_task(task.priority)
+    )
+    events = TaskEventRepo(conn)
+    await events.add(task.id, EventKind.STATUS_CHANGED, {"from": task.status, "to": "queued"})
+    await events.add(task.id, EventKind.TASK_QUEUED, {"job_id": job_id, "priority": task.priority})
+    return moved

@@ -1,0 +1,41 @@
+"""Worker settings: how many tasks at once, time limits, and the Claude Code CLI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def split_list(value: object) -> object:
+    """ "a, b,c" from the environment → ["a", "b", "c"]; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WORKER_", env_file=".env", extra="ignore")
+
+    concurrency: int = Field(default=2, ge=1, le=64)  # tasks run at once, across all workers
+    agent_timeout_seconds: float = Field(default=1800, gt=0)  # one agent run, wall clock
+    default_max_turns: int = Field(default=40, ge=1)
+    heartbeat_seconds: float = Field(default=30, gt=0)  # a dead worker's job is re-run after it
+    shutdown_grace_seconds: float = Field(default=10, ge=0)
+
+
+class ClaudeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAUDE_", env_file=".env", extra="ignore")
+
+    executable: str = "claude"
+    model: str | None = None
+    permission_mode: str = "acceptEdits"  # works as root and as a normal user
+    allowed_tools: Annotated[list[str], NoDecode] = [
+        "Read", "Edit", "Write", "Glob", "Grep", "Bash(git:*)",
+    ]  # fmt: skip
+    max_retries: int = 2
+    api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+
+    _split = field_validator("allowed_tools", mode="before")(split_list)
