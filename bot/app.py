@@ -28,10 +28,9 @@ def build_dispatcher(allowed_users: frozenset[int]) -> Dispatcher:
 
 
 def build_bot(settings: BotSettings) -> Bot:
-    if settings.bot_token is None:
-        raise BotConfigError("TELEGRAM_BOT_TOKEN is not set")
-    if not settings.allowed_users:
-        raise BotConfigError("TELEGRAM_ALLOWED_USERS is empty: the bot answers nobody")
+    problem = settings.problem()
+    if problem is not None or settings.bot_token is None:
+        raise BotConfigError(problem)
     session = None
     if settings.api_base_url:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base_url))

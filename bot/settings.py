@@ -22,3 +22,11 @@ class BotSettings(BaseSettings):
     api_base_url: str | None = None  # a local Bot API server, or the fake one in tests
 
     _split = field_validator("allowed_users", mode="before")(_split_ids)
+
+    def problem(self) -> str | None:
+        """Why the bot cannot start, or None. It fails closed: no allow-list, no bot."""
+        if self.bot_token is None:
+            return "TELEGRAM_BOT_TOKEN is not set (see .env.example)"
+        if not self.allowed_users:
+            return "TELEGRAM_ALLOWED_USERS is empty: the bot would answer nobody"
+        return None

@@ -12,7 +12,6 @@ from typing import NoReturn, TypeAlias
 
 import asyncpg
 
-from bot.app import BotConfigError
 from devserver import logs, show
 from devserver.runtime import open_database, serve
 from devserver.settings import Settings
@@ -34,6 +33,9 @@ _URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+SERVICES = ("up", "worker", "web", "bot")
+
+
 class UserError(Exception):
     """Bad input: reported as one line on stderr, exit code 2."""
 
@@ -41,7 +43,8 @@ class UserError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        raise SystemExit(f"devserver: error: {message}") from None
+        print(f"devserver: error: {message}", file=sys.stderr)  # noqa: T201  # CLI output
+        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logs.configure(settings.log_level)
+    serving = args.command in SERVICES
+    logs.configure(settings.log_level if serving else "WARNING")  # commands print results
     try:
         return asyncio.run(_dispatch(args, settings))
     except UserError as exc:
@@ -111,17 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in ("up", "worker", "web", "bot"):
+    if args.command in SERVICES:
         names = {"up": ["worker", "web"], "worker": ["worker"], "web": ["web"], "bot": ["bot"]}
         services = names[args.command]
         if args.command == "up" and settings.bot.bot_token is not None:
             services.append("bot")
-        if "bot" in services and settings.bot.bot_token is None:
-            raise UserError("TELEGRAM_BOT_TOKEN is not set (see .env.example)")
-        try:
-            await serve(settings, services)
-        except BotConfigError as exc:
-            raise UserError(str(exc)) from exc
+        problem = settings.bot.problem()
+        if "bot" in services and problem is not None:
+            raise UserError(problem)
+        await serve(settings, services)
         return 0
     dsn = await open_database(settings)
     if args.command == "migrate":

@@ -8,7 +8,6 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bot.app import run_bot
 from devserver.settings import Settings
 from storage import migrate
 from storage.db import ensure_database
@@ -46,6 +45,8 @@ async def _web(dsn: str, s: Settings, stop: asyncio.Event) -> None:
 
 
 async def _bot(dsn: str, s: Settings, stop: asyncio.Event) -> None:
+    from bot.app import run_bot  # noqa: PLC0415  # aiogram takes seconds to import; only here
+
     await run_bot(s.bot, stop)
 
 
