@@ -15,10 +15,18 @@ import pytest
 from storage import migrate
 from storage.db import admin_execute, create_pool, with_db
 from storage.embedded import start_embedded
+from tests.gitrepos import isolate_git_config
 
 # The embedded server's data lives outside pytest's rotating temp dirs, so it survives and is
 # shared by concurrent test sessions; each session works in databases of its own.
 EMBEDDED_HOME = Path(tempfile.gettempdir()) / f"devserver-test-pg-{os.getuid()}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the machine's git identity or config: as on a fresh machine."""
+    for key, value in isolate_git_config(tmp_path / "git-home").items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture(scope="session")

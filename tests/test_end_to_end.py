@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.gitrepos import git, isolate_git_config, make_repo
+from tests.gitrepos import git, make_repo
 
 AGENT = Path(__file__).resolve().parent / "fakes" / "agents" / "pipeline_agent.py"
 PY = shlex.quote(sys.executable)
@@ -26,8 +26,7 @@ def _devserver(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 
 def test_worker_process_takes_a_task_to_an_applicable_mbox(db_dsn: str, tmp_path: Path) -> None:
-    env = {**os.environ, **isolate_git_config(tmp_path / "git-home"),
-           "DATABASE_URL": db_dsn, "DEVSERVER_HOME": str(tmp_path / "home"),
+    env = {**os.environ, "DATABASE_URL": db_dsn, "DEVSERVER_HOME": str(tmp_path / "home"),
            "WORKER_CONCURRENCY": "2"}  # fmt: skip
     upstream = make_repo(tmp_path / "upstream", {"README.md": "# Calc\n"})
     upstream_head = git(upstream, "rev-parse", "HEAD")

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import TypeAlias
 
 import asyncpg
-import pytest
 
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import TaskEventRepo
 from storage.tasks import NewTask, TaskRepo, TaskStatus
-from tests.gitrepos import isolate_git_config, make_repo
+from tests.gitrepos import make_repo
 from tests.procs import wait_gone
 from worker.app import run_worker
 from worker.queue import submit_task
@@ -23,12 +22,6 @@ from worker.settings import ClaudeSettings, WorkerSettings
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
 PY = shlex.quote(sys.executable)
-
-
-@pytest.fixture(autouse=True)
-def _no_user_git_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in isolate_git_config(tmp_path / "git-home").items():
-        monkeypatch.setenv(key, value)
 
 
 async def _wait_status(pool: Pool, task_id: int, status: TaskStatus, within: float) -> None:

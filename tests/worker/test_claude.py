@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.agents.base import AgentRequest, ErrorKind
+from tests.agent_requests import make_request
+from worker.agents.base import ErrorKind
 from worker.agents.claude import ClaudeBackend, parse_output, prompt_on_stdin
 
 FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "agents" / "fake_claude.py"
@@ -193,19 +194,6 @@ def read_sample(name: str) -> tuple[str, str, int]:
         (folder / "stderr").read_text(),
         int((folder / "exit_code").read_text().strip()),
     )
-
-
-def make_request(tmp_path: Path, **changes: object) -> AgentRequest:
-    workdir = tmp_path / "work"
-    workdir.mkdir(exist_ok=True)
-    fields: dict[str, object] = {
-        "prompt": "Add hello.txt",
-        "workdir": workdir,
-        "home": tmp_path / "home",
-        "deadline_seconds": 10.0,
-    }
-    fields.update(changes)
-    return AgentRequest(**fields)  # type: ignore[arg-type]
 
 
 def test_samples_are_present_and_all_have_expectations() -> None:

@@ -6,25 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent_requests import make_request
 from tests.procs import wait_gone
-from worker.agents.base import AgentRequest, ErrorKind
+from worker.agents.base import ErrorKind
 from worker.agents.command import CommandBackend
 
 AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
 SCRIPTED = [sys.executable, str(AGENTS / "scripted.py"), "{workdir}", "{prompt}", "{session}"]
-
-
-def make_request(tmp_path: Path, **changes: object) -> AgentRequest:
-    workdir = tmp_path / "work"
-    workdir.mkdir(exist_ok=True)
-    fields: dict[str, object] = {
-        "prompt": "Add hello.txt",
-        "workdir": workdir,
-        "home": tmp_path / "home",
-        "deadline_seconds": 10.0,
-    }
-    fields.update(changes)
-    return AgentRequest(**fields)  # type: ignore[arg-type]
 
 
 async def test_scripted_agent_edits_the_workdir(tmp_path: Path) -> None:

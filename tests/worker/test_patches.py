@@ -4,18 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitrepos import git, isolate_git_config, make_repo
+from tests.gitrepos import git, make_repo
 from worker.patches import PatchFile, format_patches
 from worker.workspace import Workspace, Worktree
 
 AGENT_NAME = "DevServer Agent"
 AGENT_EMAIL = "agent@devserver.invalid"
-
-
-@pytest.fixture(autouse=True)
-def _no_global_git_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name, value in isolate_git_config(tmp_path / "home").items():
-        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from storage.repos import NewRepo, Repo, RepoRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import TaskRunRepo
 from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
-from tests.gitrepos import commit_file, git, isolate_git_config, make_repo
+from tests.gitrepos import commit_file, git, make_repo
 from tests.procs import wait_gone
 from worker import jobs
 from worker.agents.registry import backend_factory
@@ -31,12 +31,6 @@ AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
 PIPELINE_AGENT = AGENTS / "pipeline_agent.py"
 PY = shlex.quote(sys.executable)
 CHECK_CALC = f'{PY} -c "import calc; assert calc.add(2, 3) == 5"'
-
-
-@pytest.fixture(autouse=True)
-def _no_user_git_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in isolate_git_config(tmp_path / "git-home").items():
-        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

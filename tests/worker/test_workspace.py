@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitrepos import commit_file, git, isolate_git_config, make_repo
+from tests.gitrepos import commit_file, git, make_repo
 from worker.git import GitError
 from worker.workspace import Workspace, WorkspaceError, Worktree
 
 AGENT_NAME = "DevServer Agent"
 AGENT_EMAIL = "agent@devserver.invalid"
-
-
-@pytest.fixture(autouse=True)
-def _no_global_git_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name, value in isolate_git_config(tmp_path / "home").items():
-        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

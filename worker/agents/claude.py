@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
+from worker.agents.reported import float_value, int_value, string_value
 from worker.processes import join_output, run_command, tail
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def parse_output(
         ok = exit_code == 0 and not timed_out and not saw_events
     else:
         reported = event
-        text = _string(event.get("result")) or ""
+        text = string_value(event.get("result")) or ""
         ok = exit_code == 0 and not timed_out and event.get("is_error") is False
     error_kind: ErrorKind | None = None
     error_message = ""
@@ -187,9 +188,9 @@ def parse_output(
         text=text,
         exit_code=exit_code,
         duration_seconds=duration_seconds,
-        session_id=_string(reported.get("session_id")) or first_session_id,
-        turns=_integer(reported.get("num_turns")),
-        cost_usd=_number(reported.get("total_cost_usd")),
+        session_id=string_value(reported.get("session_id")) or first_session_id,
+        turns=int_value(reported.get("num_turns")),
+        cost_usd=float_value(reported.get("total_cost_usd")),
         error_kind=error_kind,
         error_message=error_message,
         output_tail=tail(join_output(stdout, stderr), OUTPUT_TAIL_CHARS),
@@ -210,14 +211,14 @@ def _find_result(stdout: str) -> tuple[dict[str, Any] | None, str | None, bool]:
             continue
         saw_events = True
         if session_id is None:
-            session_id = _string(event.get("session_id"))
+            session_id = string_value(event.get("session_id"))
         if event.get("type") == "result":
             result = event
     if result is None and not saw_events:  # one pretty-printed object
         event = _json_object(stdout)
         if event is not None and "type" in event:
             saw_events = True
-            session_id = _string(event.get("session_id"))
+            session_id = string_value(event.get("session_id"))
             if event.get("type") == "result":
                 result = event
     return result, session_id, saw_events
@@ -236,11 +237,11 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 def _classify(event: Mapping[str, Any], text: str) -> ErrorKind:
     """Map a failed result event to an ErrorKind; the first matching rule wins."""
-    status = _integer(event.get("api_error_status"))
-    error_type = _string(event.get("api_error_type")) or ""
-    reason = _string(event.get("terminal_reason")) or ""
-    subtype = _string(event.get("subtype")) or ""
-    api_error = _string(event.get("api_error")) or ""
+    status = int_value(event.get("api_error_status"))
+    error_type = string_value(event.get("api_error_type")) or ""
+    reason = string_value(event.get("terminal_reason")) or ""
+    subtype = string_value(event.get("subtype")) or ""
+    api_error = string_value(event.get("api_error")) or ""
     rules = (
         (
             ErrorKind.PROMPT_TOO_LONG,
@@ -272,7 +273,7 @@ def _error_message(
     """The human text: the result text and errors[], else stderr, else plain stdout."""
     parts: list[str] = []
     if event is not None:
-        text = _string(event.get("result"))
+        text = string_value(event.get("result"))
         if text and text.strip():
             parts.append(text.strip())
         errors = event.get("errors")
@@ -288,7 +289,7 @@ def _render_denial(denial: object) -> str:
     """'Tool: short input summary', e.g. 'Bash: git commit -qm msg'."""
     if not isinstance(denial, dict):
         return _shorten(str(denial))
-    tool = _string(denial.get("tool_name")) or "unknown tool"
+    tool = string_value(denial.get("tool_name")) or "unknown tool"
     tool_input = denial.get("tool_input")
     summary = ""
     if isinstance(tool_input, dict):
@@ -309,17 +310,3 @@ def _shorten(text: str) -> str:
     if len(text) <= DENIAL_SUMMARY_CHARS:
         return text
     return text[: DENIAL_SUMMARY_CHARS - 1] + "…"
-
-
-def _string(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

@@ -16,6 +16,7 @@ from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
+from worker.agents.reported import float_value, int_value, string_value
 from worker.processes import join_output, run_command, tail
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ class CommandBackend:
             text=tail(outcome.stdout, TEXT_CHARS),
             exit_code=outcome.exit_code,
             duration_seconds=outcome.duration_seconds,
-            session_id=_string(report.get("session_id")),
-            turns=_integer(report.get("num_turns")),
-            cost_usd=_number(report.get("total_cost_usd", report.get("cost_usd"))),
+            session_id=string_value(report.get("session_id")),
+            turns=int_value(report.get("num_turns")),
+            cost_usd=float_value(report.get("total_cost_usd", report.get("cost_usd"))),
             error_kind=error_kind,
             error_message=error_message,
             output_tail=output_tail,
@@ -137,17 +138,3 @@ def _last_line_report(stdout: str) -> dict[str, Any]:
     if isinstance(value, dict) and _REPORT_KEYS & value.keys():
         return value
     return {}
-
-
-def _string(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
