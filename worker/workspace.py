@@ -256,7 +256,7 @@ class Workspace:
                 )  # fmt: skip
                 if stale_path.exists():
                     await asyncio.to_thread(shutil.rmtree, stale_path, ignore_errors=True)
-                log.info("stale worktree removed", extra={"path": str(stale_path)})
+                log.info("worktree directory removed", extra={"path": str(stale_path)})
         await run_git("worktree", "prune", cwd=mirror)
 
     @contextlib.asynccontextmanager
