@@ -14,8 +14,9 @@ from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
+from worker.agents.launch import launch
 from worker.agents.reported import float_value, int_value, string_value
-from worker.processes import join_output, run_command, tail
+from worker.processes import join_output, tail
 
 log = logging.getLogger(__name__)
 
@@ -95,35 +96,11 @@ class ClaudeBackend:
         return agent_environment(request.home, extra)
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        request.home.mkdir(parents=True, exist_ok=True)
-        argv = self.build_argv(request)
         stdin_data = request.prompt.encode() if prompt_on_stdin(request.prompt) else None
-        log.info(
-            "agent start",
-            extra={
-                "backend": self.name,
-                "workdir": str(request.workdir),
-                "resume": bool(request.resume_session_id),
-            },
-        )
-        try:
-            outcome = await run_command(
-                argv,
-                cwd=request.workdir,
-                env=self.build_env(request),
-                timeout=request.deadline_seconds,
-                stdin_data=stdin_data,
-            )
-        except OSError as exc:
-            log.warning("agent could not start", extra={"backend": self.name, "error": str(exc)})
-            return AgentResult(
-                ok=False,
-                text="",
-                exit_code=None,
-                duration_seconds=0.0,
-                error_kind=ErrorKind.CRASH,
-                error_message=f"cannot start {self._executable}: {exc}",
-            )
+        outcome = await launch(self.name, self.build_argv(request), request,
+                               self.build_env(request), stdin_data)  # fmt: skip
+        if isinstance(outcome, AgentResult):
+            return outcome
         result = parse_output(
             outcome.stdout,
             outcome.stderr,

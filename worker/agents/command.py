@@ -16,8 +16,9 @@ from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
+from worker.agents.launch import launch
 from worker.agents.reported import float_value, int_value, string_value
-from worker.processes import join_output, run_command, tail
+from worker.processes import join_output, tail
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +67,10 @@ class CommandBackend:
         return agent_environment(request.home, extra)
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        request.home.mkdir(parents=True, exist_ok=True)
-        log.info("agent start", extra={"backend": self.name, "workdir": str(request.workdir)})
-        try:
-            outcome = await run_command(
-                self.build_argv(request),
-                cwd=request.workdir,
-                env=self.build_env(request),
-                timeout=request.deadline_seconds,
-            )
-        except OSError as exc:
-            log.warning("agent could not start", extra={"backend": self.name, "error": str(exc)})
-            return AgentResult(
-                ok=False,
-                text="",
-                exit_code=None,
-                duration_seconds=0.0,
-                error_kind=ErrorKind.CRASH,
-                error_message=f"cannot start {self._argv_template[0]}: {exc}",
-            )
+        outcome = await launch(self.name, self.build_argv(request), request,
+                               self.build_env(request))  # fmt: skip
+        if isinstance(outcome, AgentResult):
+            return outcome
         report = _last_line_report(outcome.stdout)
         output_tail = tail(join_output(outcome.stdout, outcome.stderr), OUTPUT_TAIL_CHARS)
         ok = outcome.exit_code == 0 and not outcome.timed_out

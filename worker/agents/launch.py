@@ -1,0 +1,34 @@
+"""Start an agent CLI under the watchdog; one place for what every backend does the same."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from worker.agents.base import AgentRequest, AgentResult, ErrorKind
+from worker.processes import CommandResult, run_command
+
+log = logging.getLogger(__name__)
+
+
+async def launch(
+    backend: str,
+    argv: Sequence[str],
+    request: AgentRequest,
+    env: Mapping[str, str],
+    stdin_data: bytes | None = None,
+) -> CommandResult | AgentResult:
+    """The finished process, or a CRASH result when the program could not even start."""
+    request.home.mkdir(parents=True, exist_ok=True)
+    log.info("agent start", extra={"backend": backend, "workdir": str(request.workdir),
+                                   "resume": bool(request.resume_session_id)})  # fmt: skip
+    try:
+        return await run_command(
+            argv, cwd=request.workdir, env=env, timeout=request.deadline_seconds,
+            stdin_data=stdin_data,
+        )  # fmt: skip
+    except OSError as exc:
+        log.warning("agent could not start", extra={"backend": backend, "error": str(exc)})
+        return AgentResult(ok=False, text="", exit_code=None, duration_seconds=0.0,
+                           error_kind=ErrorKind.CRASH,
+                           error_message=f"cannot start {argv[0]}: {exc}")  # fmt: skip
