@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.agents.base import ErrorKind
+import pytest
+
+from worker.agents.base import AgentResult, ErrorKind
 
 
 def _samples_dir() -> Path:
@@ -14,7 +16,7 @@ def _samples_dir() -> Path:
         candidate = parent / "shared" / "specs" / "claude-cli" / "samples"
         if candidate.is_dir():
             return candidate
-    return Path(__file__).resolve().parents[3] / "shared" / "specs" / "claude-cli" / "samples"
+    return Path(__file__).resolve().parents[2] / "shared" / "specs" / "claude-cli" / "samples"
 
 
 SAMPLES = _samples_dir()
@@ -182,3 +184,14 @@ EXPECTED = {
     ),
     "success_text": Expected(True, None, None, None, None, DONE),
 }
+
+
+def assert_matches(result: AgentResult, expected: Expected) -> None:
+    """What every parse of a sample must give: verdict, error kind, session, cost, turns."""
+    assert result.ok is expected.ok
+    assert result.error_kind == expected.error_kind
+    assert result.session_id == expected.session_id
+    assert result.cost_usd == (
+        None if expected.cost_usd is None else pytest.approx(expected.cost_usd)
+    )
+    assert result.turns == expected.turns

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 
 from storage import migrate
 from storage.db import admin_execute, with_db
@@ -26,42 +29,36 @@ async def _schema(dsn: str) -> list[tuple[str, str, str]]:
         await conn.close()
 
 
-async def test_migrations_apply_to_empty_database_and_twice_is_no_change(pg_dsn: str) -> None:
-    name = f"migrate_twice_{uuid.uuid4().hex[:8]}"
-    await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+async def empty_dsn(pg_dsn: str) -> AsyncIterator[str]:
+    """A database with nothing in it, not even the migrations."""
+    name = f"empty_{uuid.uuid4().hex[:12]}"
     await admin_execute(pg_dsn, f'CREATE DATABASE "{name}"')
-    dsn = with_db(pg_dsn, name)
-    try:
-        first = await migrate.apply_all(dsn)
-        assert first == [m.version for m in migrate.available()]
-        before = await _schema(dsn)
-        assert await migrate.apply_all(dsn) == []
-        assert await _schema(dsn) == before
-        assert {table for table, _, _ in before} >= TABLES
-        conn = await asyncpg.connect(dsn)
-        try:
-            assert await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname='vector'")
-            index = await conn.fetchval(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'agent_memory_embedding_idx'"
-            )
-            assert "hnsw" in index
-            assert "vector_cosine_ops" in index
-        finally:
-            await conn.close()
-    finally:
-        await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def test_concurrent_migrations_apply_each_file_once(pg_dsn: str) -> None:
-    import asyncio  # noqa: PLC0415
-
-    name = f"migrate_concurrent_{uuid.uuid4().hex[:8]}"
+    yield with_db(pg_dsn, name)
     await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin_execute(pg_dsn, f'CREATE DATABASE "{name}"')
-    dsn = with_db(pg_dsn, name)
+
+
+async def test_migrations_apply_to_empty_database_and_twice_is_no_change(empty_dsn: str) -> None:
+    dsn = empty_dsn
+    first = await migrate.apply_all(dsn)
+    assert first == [m.version for m in migrate.available()]
+    before = await _schema(dsn)
+    assert await migrate.apply_all(dsn) == []
+    assert await _schema(dsn) == before
+    assert {table for table, _, _ in before} >= TABLES
+    conn = await asyncpg.connect(dsn)
     try:
-        results = await asyncio.gather(*(migrate.apply_all(dsn) for _ in range(3)))
-        applied = [v for r in results for v in r]
-        assert sorted(applied) == [m.version for m in migrate.available()]
+        assert await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname='vector'")
+        index = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'agent_memory_embedding_idx'"
+        )
+        assert "hnsw" in index
+        assert "vector_cosine_ops" in index
     finally:
-        await admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+async def test_concurrent_migrations_apply_each_file_once(empty_dsn: str) -> None:
+    results = await asyncio.gather(*(migrate.apply_all(empty_dsn) for _ in range(3)))
+    applied = [v for r in results for v in r]
+    assert sorted(applied) == [m.version for m in migrate.available()]

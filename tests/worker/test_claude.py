@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.claude_samples import EXPECTED, SAMPLES, read_sample
+from tests.claude_samples import EXPECTED, SAMPLES, assert_matches, read_sample
 from worker.agents.base import ErrorKind
 from worker.agents.claude import parse_output
 
@@ -26,13 +26,7 @@ def test_parse_sample(name: str) -> None:
 
     result = parse_output(stdout, stderr, exit_code, False, 1.5)
 
-    assert result.ok is expected.ok
-    assert result.error_kind == expected.error_kind
-    assert result.session_id == expected.session_id
-    assert result.cost_usd == (
-        None if expected.cost_usd is None else pytest.approx(expected.cost_usd)
-    )
-    assert result.turns == expected.turns
+    assert_matches(result, expected)
     assert result.exit_code == exit_code
     assert result.duration_seconds == 1.5
     assert result.permission_denials == list(expected.denials)

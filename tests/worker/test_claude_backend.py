@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_requests import make_request
-from tests.claude_samples import EXPECTED, SAMPLES
+from tests.claude_samples import EXPECTED, SAMPLES, assert_matches
 from worker.agents.base import ErrorKind
 from worker.agents.claude import ClaudeBackend, prompt_on_stdin
 
@@ -120,13 +120,7 @@ async def test_run_parses_what_the_cli_prints(
     result = await backend.run(request)
 
     expected = EXPECTED[name]
-    assert result.ok is expected.ok
-    assert result.error_kind == expected.error_kind
-    assert result.session_id == expected.session_id
-    assert result.cost_usd == (
-        None if expected.cost_usd is None else pytest.approx(expected.cost_usd)
-    )
-    assert result.turns == expected.turns
+    assert_matches(result, expected)
     assert request.home.is_dir()
     call = json.loads(record.read_text())
     assert call["argv"][:2] == ["-p", "Add hello.txt"]

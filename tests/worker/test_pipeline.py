@@ -49,12 +49,14 @@ def upstream(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n", "docs/a.md": "a\n"})
 
 
-async def _repo(pool: Pool, upstream: Path, mode: str, **checks: str) -> Repo:
+async def _repo(
+    pool: Pool, upstream: Path, mode: str, max_attempts: int = 3, **checks: str
+) -> Repo:
     command = f"{PY} {shlex.quote(str(PIPELINE_AGENT))} {{prompt}} {mode}"
     new = NewRepo(name=f"demo-{mode}", source=str(upstream), default_branch="main",
                   agent_backend="command", agent_command=command,
                   git_author_name="Agent", git_author_email="agent@example.invalid",
-                  **checks)  # type: ignore[arg-type]  # fmt: skip
+                  max_attempts=max_attempts, **checks)  # type: ignore[arg-type]  # fmt: skip
     return await RepoRepo(pool).add(new)
 
 
@@ -148,8 +150,8 @@ async def test_agent_commits_and_leftovers_both_reach_the_patches(
 async def test_exhausted_attempts_end_failed_with_the_reason(
     pool: Pool, deps: WorkerDeps, upstream: Path
 ) -> None:
-    repo = await _repo(pool, upstream, "write", test_command="echo 'boom: tests are red'; exit 1")
-    await RepoRepo(pool)._db.execute("UPDATE repos SET max_attempts = 2 WHERE id = $1", repo.id)
+    red = "echo 'boom: tests are red'; exit 1"
+    repo = await _repo(pool, upstream, "write", max_attempts=2, test_command=red)
     task = await _submit(pool, repo)
     await jobs.run_task(task.id, deps)
     failed = await TaskRepo(pool).by_id(task.id)
@@ -161,8 +163,7 @@ async def test_exhausted_attempts_end_failed_with_the_reason(
 
 
 async def test_agent_without_changes_fails(pool: Pool, deps: WorkerDeps, upstream: Path) -> None:
-    repo = await _repo(pool, upstream, "noop")
-    await RepoRepo(pool)._db.execute("UPDATE repos SET max_attempts = 1 WHERE id = $1", repo.id)
+    repo = await _repo(pool, upstream, "noop", max_attempts=1)
     task = await _submit(pool, repo)
     await jobs.run_task(task.id, deps)
     failed = await TaskRepo(pool).by_id(task.id)

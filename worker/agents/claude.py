@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
-from worker.agents.launch import launch
+from worker.agents.launch import launch, log_finished
 from worker.agents.reported import float_value, int_value, string_value
 from worker.processes import join_output, tail
 
@@ -108,19 +108,7 @@ class ClaudeBackend:
             outcome.timed_out,
             outcome.duration_seconds,
         )
-        log.info(
-            "agent finished",
-            extra={
-                "backend": self.name,
-                "ok": result.ok,
-                "error_kind": result.error_kind,
-                "exit_code": result.exit_code,
-                "duration_seconds": round(result.duration_seconds, 3),
-                "cost_usd": result.cost_usd,
-                "turns": result.turns,
-            },
-        )
-        return result
+        return log_finished(self.name, result)
 
 
 def prompt_on_stdin(prompt: str) -> bool:

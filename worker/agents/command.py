@@ -16,7 +16,7 @@ from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
-from worker.agents.launch import launch
+from worker.agents.launch import launch, log_finished
 from worker.agents.reported import float_value, int_value, string_value
 from worker.processes import join_output, tail
 
@@ -96,17 +96,7 @@ class CommandBackend:
             error_message=error_message,
             output_tail=output_tail,
         )
-        log.info(
-            "agent finished",
-            extra={
-                "backend": self.name,
-                "ok": result.ok,
-                "error_kind": result.error_kind,
-                "exit_code": result.exit_code,
-                "duration_seconds": round(result.duration_seconds, 3),
-            },
-        )
-        return result
+        return log_finished(self.name, result)
 
 
 _REPORT_KEYS = frozenset({"session_id", "cost_usd", "total_cost_usd", "num_turns"})

@@ -32,3 +32,12 @@ async def launch(
         return AgentResult(ok=False, text="", exit_code=None, duration_seconds=0.0,
                            error_kind=ErrorKind.CRASH,
                            error_message=f"cannot start {argv[0]}: {exc}")  # fmt: skip
+
+
+def log_finished(backend: str, result: AgentResult) -> AgentResult:
+    log.info("agent finished", extra={
+        "backend": backend, "ok": result.ok, "error_kind": result.error_kind,
+        "exit_code": result.exit_code, "duration_seconds": round(result.duration_seconds, 3),
+        "cost_usd": result.cost_usd, "turns": result.turns,
+    })  # fmt: skip
+    return result
