@@ -8,21 +8,30 @@ import logging
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BotCommand
 
+from bot import texts
+from bot.deps import BotDeps
+from bot.dialogs import PgDialogStorage
 from bot.middlewares.auth import AllowlistMiddleware
+from bot.outbox import Outbox
 from bot.routers import all_routers
 from bot.settings import BotSettings
+from storage.db import create_pool
 
 log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 30  # seconds for one Bot API call (long polls add their own timeout)
 
 
 class BotConfigError(Exception):
     pass
 
 
-def build_dispatcher(allowed_users: frozenset[int]) -> Dispatcher:
-    dp = Dispatcher()
-    dp.update.outer_middleware(AllowlistMiddleware(allowed_users))
+def build_dispatcher(deps: BotDeps) -> Dispatcher:
+    dp = Dispatcher(storage=PgDialogStorage(deps.pool), deps=deps)
+    allowlist = AllowlistMiddleware(deps.settings.allowed_users, deps.settings.allowed_chats)
+    dp.update.outer_middleware(allowlist)
     dp.include_routers(*all_routers())
     return dp
 
@@ -31,24 +40,42 @@ def build_bot(settings: BotSettings) -> Bot:
     problem = settings.problem()
     if problem is not None or settings.bot_token is None:
         raise BotConfigError(problem)
-    session = None
-    if settings.api_base_url:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base_url))
+    api = TelegramAPIServer.from_base(settings.api_base_url) if settings.api_base_url else None
+    session = AiohttpSession(api=api, timeout=REQUEST_TIMEOUT) if api else AiohttpSession(
+        timeout=REQUEST_TIMEOUT)  # fmt: skip
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 
-async def run_bot(settings: BotSettings, stop: asyncio.Event) -> None:
+async def register_commands(bot: Bot) -> None:
+    await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in texts.COMMANDS])
+
+
+async def run_bot(settings: BotSettings, dsn: str, stop: asyncio.Event) -> None:
+    """Poll for updates and deliver the outbox until `stop` is set."""
     bot = build_bot(settings)
-    dp = build_dispatcher(settings.allowed_users)
-    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
+    pool = await create_pool(dsn, min_size=1, max_size=8)
     try:
-        await asyncio.wait(
-            {polling, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if polling.done():
-            polling.result()
-            return
-        await dp.stop_polling()
-        await polling
+        deps = BotDeps(pool=pool, settings=settings)
+        dp = build_dispatcher(deps)
+        await register_commands(bot)
+        outbox = asyncio.create_task(Outbox(bot, pool, settings).run(stop), name="outbox")
+        polling = asyncio.create_task(
+            dp.start_polling(bot, handle_signals=False,
+                             allowed_updates=dp.resolve_used_update_types()),
+            name="polling",
+        )  # fmt: skip
+        stopper = asyncio.create_task(stop.wait())
+        log.info("bot started", extra={"users": len(settings.allowed_users)})
+        await asyncio.wait({polling, outbox, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            await dp.stop_polling()
+        for task in (outbox, stopper):
+            task.cancel()
+        results = await asyncio.gather(polling, outbox, stopper, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        log.info("bot stopped")
+        if errors:
+            raise errors[0]
     finally:
         await bot.session.close()
+        await pool.close()

@@ -19,9 +19,16 @@ class BotSettings(BaseSettings):
 
     bot_token: SecretStr | None = None
     allowed_users: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    # When set, the bot also answers only in these chats (groups, or private chats by user id).
+    allowed_chats: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
     api_base_url: str | None = None  # a local Bot API server, or the fake one in tests
+    # Where the status page is reachable from a phone, for links (e.g. too-large patches).
+    status_page_url: str | None = None
+    # Seconds between two messages to one chat (Telegram allows about 1/s; groups 20/min).
+    private_chat_interval: float = Field(default=1.0, ge=0)
+    group_chat_interval: float = Field(default=3.0, ge=0)
 
-    _split = field_validator("allowed_users", mode="before")(_split_ids)
+    _split = field_validator("allowed_users", "allowed_chats", mode="before")(_split_ids)
 
     def problem(self) -> str | None:
         """Why the bot cannot start, or None. It fails closed: no allow-list, no bot."""

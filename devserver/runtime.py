@@ -47,7 +47,7 @@ async def _web(dsn: str, s: Settings, stop: asyncio.Event) -> None:
 async def _bot(dsn: str, s: Settings, stop: asyncio.Event) -> None:
     from bot.app import run_bot  # noqa: PLC0415  # aiogram takes seconds to import; only here
 
-    await run_bot(s.bot, stop)
+    await run_bot(s.bot, dsn, stop)
 
 
 SERVICES: dict[str, Service] = {"worker": _worker, "web": _web, "bot": _bot}

@@ -11,6 +11,8 @@ from typing import Any, Self
 import asyncpg
 
 from storage.db import Executor
+from storage.notifications import FOR_EVENT
+from storage.tasks import Task, TaskRepo, TaskStatus
 
 CHANNEL = "task_events"
 
@@ -45,13 +47,37 @@ class EventKind(StrEnum):
     TASK_FAILED = "task_failed"
     TASK_BLOCKED = "task_blocked"
     TASK_CANCELLED = "task_cancelled"
+    OPERATOR_ACTION = "operator_action"  # who pressed what (button or command), and when
 
 
+# The event and the outbox rows announcing it (storage/notifications.py) commit together,
+# so a chat hears about every event it should, even when the bot is down at the time.
 _INSERT = """
-    INSERT INTO task_events (task_id, kind, payload)
-    VALUES ($1, $2, $3::jsonb)
-    RETURNING id, task_id, kind, payload, created_at
+    WITH event AS (
+        INSERT INTO task_events (task_id, kind, payload)
+        VALUES ($1, $2, $3::jsonb)
+        RETURNING id, task_id, kind, payload, created_at
+    ), outbox AS (
+        INSERT INTO notifications (chat_id, thread_id, task_id, kind, payload, dedupe_key)
+        SELECT t.chat_id, t.thread_id, t.id, n.kind,
+               jsonb_build_object('event_id', e.id, 'event', e.kind),
+               n.kind || ':' || e.id
+          FROM event e
+          JOIN tasks t ON t.id = e.task_id
+         CROSS JOIN unnest($4::text[]) AS n(kind)
+         WHERE t.chat_id IS NOT NULL
+        ON CONFLICT (dedupe_key) DO NOTHING
+    )
+    SELECT * FROM event
 """
+_LATEST = """
+    SELECT id, task_id, kind, payload, created_at
+      FROM task_events
+     WHERE task_id = $1 AND kind <> 'operator_action'
+     ORDER BY id DESC
+     LIMIT $2
+"""
+_BY_ID = "SELECT id, task_id, kind, payload, created_at FROM task_events WHERE id = $1"
 _FOR_TASK = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
@@ -79,9 +105,41 @@ class TaskEventRepo:
         self._db = db
 
     async def add(self, task_id: int, kind: EventKind, payload: dict[str, Any]) -> TaskEvent:
-        row = await self._db.fetchrow(_INSERT, task_id, kind.value, json.dumps(payload))
+        notices = [n.value for n in FOR_EVENT.get(kind.value, ())]
+        row = await self._db.fetchrow(_INSERT, task_id, kind.value, json.dumps(payload), notices)
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
         return TaskEvent.from_record(row)
 
+    async def latest(self, task_id: int, limit: int = 1) -> list[TaskEvent]:
+        """The task's last `limit` pipeline events (operator actions left out), oldest first."""
+        rows = await self._db.fetch(_LATEST, task_id, limit)
+        return [TaskEvent.from_record(r) for r in reversed(rows)]
+
+    async def by_id(self, event_id: int) -> TaskEvent | None:
+        row = await self._db.fetchrow(_BY_ID, event_id)
+        return None if row is None else TaskEvent.from_record(row)
+
     async def for_task(self, task_id: int) -> list[TaskEvent]:
         return [TaskEvent.from_record(r) for r in await self._db.fetch(_FOR_TASK, task_id)]
+
+
+_TERMINAL_EVENTS = {
+    TaskStatus.DONE: EventKind.TASK_DONE,
+    TaskStatus.FAILED: EventKind.TASK_FAILED,
+    TaskStatus.BLOCKED: EventKind.TASK_BLOCKED,
+    TaskStatus.CANCELLED: EventKind.TASK_CANCELLED,
+}
+
+
+async def record_move(
+    conn: Executor, task: Task, to: TaskStatus, *, reason: str = "", **payload: Any
+) -> Task:
+    """A guarded status change and its events (status_changed, then task_done & co. for a
+    terminal status). Call inside a transaction; raises InvalidTransition."""
+    moved = await TaskRepo(conn).move(task.id, to, reason=reason)
+    events = TaskEventRepo(conn)
+    change = {"from": task.status.value, "to": to.value, "reason": reason}
+    await events.add(task.id, EventKind.STATUS_CHANGED, change)
+    if to in _TERMINAL_EVENTS:
+        await events.add(task.id, _TERMINAL_EVENTS[to], {"reason": reason, **payload})
+    return moved

@@ -13,6 +13,8 @@ import asyncpg
 from storage.db import Executor
 from storage.errors import InvalidTransition, NotFound, translate_errors
 
+CANCEL_CHANNEL = "task_cancel"  # NOTIFY payload: the task id; see TaskRepo.request_cancel
+
 
 class TaskStatus(StrEnum):
     PENDING = "pending"
@@ -63,8 +65,8 @@ def allowed_sources(to: TaskStatus) -> frozenset[TaskStatus]:
 _INSERT = """
     INSERT INTO tasks (key, repo_id, title, description, acceptance, priority, mode, git_flow,
                        skip_verify, agent_backend, agent_model, max_turns, max_cost_usd,
-                       max_wall_seconds, created_by, chat_id, thread_id)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                       max_wall_seconds, created_by, chat_id, thread_id, message_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
     RETURNING *
 """
 _BY_KEY = "SELECT * FROM tasks WHERE key = $1"
@@ -87,7 +89,43 @@ _MOVE = """
      WHERE id = $1 AND status = ANY($3::text[])
     RETURNING *
 """
+_PAGE = """
+    SELECT *
+      FROM tasks
+     WHERE ($1::text IS NULL OR status = $1)
+       AND ($2::bigint IS NULL OR id < $2)
+     ORDER BY id DESC
+     LIMIT $3
+"""
 _STATUS = "SELECT status FROM tasks WHERE id = $1"
+_REQUEST_CANCEL = """
+    WITH marked AS (
+        UPDATE tasks
+           SET cancel_requested_at = coalesce(cancel_requested_at, now()),
+               cancel_requested_by = coalesce(cancel_requested_by, $2),
+               updated_at = now()
+         WHERE id = $1
+        RETURNING *
+    )
+    SELECT marked.*, pg_notify('task_cancel', marked.id::text) FROM marked
+"""
+_SET_MESSAGE = "UPDATE tasks SET message_id = $2, updated_at = now() WHERE id = $1"
+_CLEAR_CANCEL = """
+    UPDATE tasks SET cancel_requested_at = NULL, cancel_requested_by = NULL WHERE id = $1
+"""
+_COUNTS = """
+    SELECT count(*) FILTER (WHERE status = ANY($1::text[]))                 AS active,
+           count(*) FILTER (WHERE status = 'queued')                        AS queued,
+           count(*) FILTER (WHERE status = 'awaiting_approval')             AS awaiting,
+           count(*) FILTER (WHERE status = 'done' AND finished_at >= $2)    AS done,
+           count(*) FILTER (WHERE status = 'failed' AND finished_at >= $2)  AS failed,
+           count(*) FILTER (WHERE status = 'blocked' AND finished_at >= $2) AS blocked,
+           coalesce(sum(spent_cost_usd) FILTER (WHERE finished_at >= $2
+                                                   OR status = ANY($1::text[])), 0) AS cost
+      FROM tasks
+     WHERE status = ANY($1::text[]) OR status IN ('queued', 'awaiting_approval')
+        OR finished_at >= $2
+"""
 _SET_BRANCH = """
     UPDATE tasks SET branch = $2, base_commit = $3, updated_at = now() WHERE id = $1
 """
@@ -130,6 +168,9 @@ class Task:
     pr_url: str | None
     chat_id: int | None
     thread_id: int | None
+    message_id: int | None
+    cancel_requested_at: datetime | None
+    cancel_requested_by: str | None
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -161,6 +202,20 @@ class NewTask:
     created_by: str = "cli"
     chat_id: int | None = None
     thread_id: int | None = None
+    message_id: int | None = None  # the status card, when the bot sent it before creating
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    """What /status shows: now (active, queued, awaiting) and since `since` (finished)."""
+
+    active: int
+    queued: int
+    awaiting: int
+    done: int
+    failed: int
+    blocked: int
+    cost: Decimal
 
 
 class TaskRepo:
@@ -173,7 +228,7 @@ class TaskRepo:
                 _INSERT, key, new.repo_id, new.title, new.description, new.acceptance,
                 new.priority, new.mode, new.git_flow, new.skip_verify, new.agent_backend,
                 new.agent_model, new.max_turns, new.max_cost_usd, new.max_wall_seconds,
-                new.created_by, new.chat_id, new.thread_id,
+                new.created_by, new.chat_id, new.thread_id, new.message_id,
             )  # fmt: skip
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
         return Task.from_record(row)
@@ -193,6 +248,33 @@ class TaskRepo:
     async def recent(self, *, status: TaskStatus | None = None, limit: int = 50) -> list[Task]:
         rows = await self._db.fetch(_LIST, status, limit)
         return [Task.from_record(r) for r in rows]
+
+    async def page(
+        self, *, status: TaskStatus | None = None, before_id: int | None = None, limit: int = 10
+    ) -> list[Task]:
+        """Newest first, keyset-paged: the next page starts below the last id shown."""
+        rows = await self._db.fetch(_PAGE, status, before_id, limit)
+        return [Task.from_record(r) for r in rows]
+
+    async def counts(self, since: datetime) -> TaskCounts:
+        active = [s.value for s in ACTIVE]
+        row = await self._db.fetchrow(_COUNTS, active, since)
+        assert row is not None  # noqa: S101  # an aggregate always returns one row
+        return TaskCounts(**dict(row))
+
+    async def request_cancel(self, task_id: int, by: str) -> Task:
+        """Mark the task for cancelling and NOTIFY `task_cancel`; the worker running it obeys."""
+        row = await self._db.fetchrow(_REQUEST_CANCEL, task_id, by)
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
+
+    async def clear_cancel(self, task_id: int) -> None:
+        """A cancelled task queued again must not be cancelled by the old request."""
+        await self._db.execute(_CLEAR_CANCEL, task_id)
+
+    async def set_message(self, task_id: int, message_id: int) -> None:
+        await self._db.execute(_SET_MESSAGE, task_id, message_id)
 
     async def move(self, task_id: int, to: TaskStatus, *, reason: str = "") -> Task:
         """Change status only along TRANSITIONS; the SQL checks the current status atomically."""

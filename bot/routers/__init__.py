@@ -1,11 +1,11 @@
-"""All routers, in priority order."""
+"""All routers, in priority order; each call builds new ones (a router joins one dispatcher)."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from bot.routers import start
+from bot.routers import control, errors, new, start, tasks
 
 
 def all_routers() -> list[Router]:
-    return [start.router]
+    return [m.make_router() for m in (errors, start, new, tasks, control)]

@@ -1,20 +1,21 @@
-"""/start and /help. The task commands arrive with the Telegram issue."""
+"""/start and /help: what the bot does and its commands."""
 
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.enums import ParseMode
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
-router = Router(name=__name__)
-
-HELP = (
-    "DevServer is running. Tasks are added with the command line for now:\n"
-    'devserver task add REPO "title"'
-)
+from bot import texts
 
 
-@router.message(CommandStart())
-@router.message(Command("help"))
-async def cmd_start(message: Message) -> None:
-    await message.answer(HELP)
+async def cmd_help(message: Message) -> None:
+    await message.answer(texts.HELP, parse_mode=ParseMode.HTML)
+
+
+def make_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_help, CommandStart())
+    router.message.register(cmd_help, Command("help"))
+    return router

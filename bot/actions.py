@@ -1,0 +1,148 @@
+"""What the bot's commands and buttons do, as plain functions of the pool and the operator.
+
+Each change records who made it as an `operator_action` event in the same transaction.
+Errors meant for the person are `UserError`s carrying the HTML to answer with.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot import texts
+from bot.deps import Operator, Pool
+from storage.artifacts import ArtifactRepo
+from storage.db import Executor
+from storage.errors import InvalidTransition, NotFound
+from storage.repos import Repo, RepoRepo
+from storage.task_events import EventKind, TaskEventRepo, record_move
+from storage.task_runs import TaskRunRepo
+from storage.tasks import ACTIVE, TERMINAL, NewTask, Task, TaskCounts, TaskRepo, TaskStatus
+from storage.worker_state import WorkerStateRepo
+from worker.queue import queue_task, submit_task
+
+log = logging.getLogger(__name__)
+
+# Not running anywhere: the bot cancels these itself. Active ones the worker must stop.
+CANCEL_AT_ONCE = frozenset(
+    {TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.AWAITING_APPROVAL, TaskStatus.BLOCKED}
+)
+RETRYABLE = frozenset({TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.CANCELLED})
+
+
+class UserError(Exception):
+    """A problem with what the person asked for; `html` is the answer to show."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(html)
+        self.html = html
+
+
+async def _record(conn: Executor, task: Task, op: Operator, action: str, via: str) -> None:
+    await TaskEventRepo(conn).add(
+        task.id,
+        EventKind.OPERATOR_ACTION,
+        {"action": action, "via": via, "user_id": op.user_id, "name": op.name},
+    )
+
+
+async def task_by_key(pool: Pool, key: str) -> Task:
+    try:
+        return await TaskRepo(pool).by_key(key.strip().upper())
+    except NotFound:
+        raise UserError(texts.unknown_task(key)) from None
+
+
+async def task_by_id(pool: Pool, task_id: int) -> Task:
+    try:
+        return await TaskRepo(pool).by_id(task_id)
+    except NotFound:
+        raise UserError(texts.STALE_BUTTON) from None
+
+
+async def repo_by_name(pool: Pool, name: str) -> Repo:
+    try:
+        return await RepoRepo(pool).by_name(name)
+    except NotFound:
+        raise UserError(texts.unknown_repo(name)) from None
+
+
+async def create(pool: Pool, new: NewTask) -> Task:
+    """Create and queue a task (task_created names its creator)."""
+    async with pool.acquire() as conn:
+        return await submit_task(conn, new)
+
+
+async def cancel(pool: Pool, task_id: int, op: Operator, via: str) -> Task:
+    """Cancel at once what is not running; ask the worker to stop what is (it NOTIFYs)."""
+    async with pool.acquire() as conn, conn.transaction():
+        task = await TaskRepo(conn).by_id(task_id)
+        if task.status in TERMINAL - {TaskStatus.BLOCKED}:
+            raise UserError(texts.cannot(task, "cancelled"))
+        await _record(conn, task, op, "cancel", via)
+        task = await TaskRepo(conn).request_cancel(task.id, op.label)
+        if task.status not in CANCEL_AT_ONCE:
+            return task
+        try:
+            async with conn.transaction():  # a savepoint: a worker may have just taken it
+                return await record_move(
+                    conn, task, TaskStatus.CANCELLED, reason=f"cancelled by {op.label}"
+                )
+        except InvalidTransition:
+            return await TaskRepo(conn).by_id(task.id)  # now active: the worker obeys the flag
+
+
+async def retry(pool: Pool, task_id: int, op: Operator, via: str) -> Task:
+    async with pool.acquire() as conn, conn.transaction():
+        task = await TaskRepo(conn).by_id(task_id)
+        if task.status not in RETRYABLE:
+            raise UserError(texts.cannot(task, "retried"))
+        await _record(conn, task, op, "retry", via)
+        return await queue_task(conn, task)
+
+
+async def set_paused(pool: Pool, paused: bool, op: Operator) -> None:
+    await WorkerStateRepo(pool).set_paused(paused)
+    log.info("worker paused" if paused else "worker resumed", extra={"by": op.label})
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    counts: TaskCounts
+    paused: bool
+    running: list[Task]
+
+
+async def overview(pool: Pool, now: datetime | None = None) -> Overview:
+    now = now or datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    async with pool.acquire() as conn:
+        tasks = TaskRepo(conn)
+        counts = await tasks.counts(midnight)
+        paused = await WorkerStateRepo(conn).paused()
+        running = [t for s in sorted(ACTIVE) for t in await tasks.page(status=s, limit=10)]
+    return Overview(counts, paused, sorted(running, key=lambda t: t.id)[:10])
+
+
+async def card_text(pool: Pool, task: Task) -> str:
+    async with pool.acquire() as conn:
+        repo = await RepoRepo(conn).by_id(task.repo_id)
+        last = await TaskEventRepo(conn).latest(task.id)
+        attempts = await TaskRunRepo(conn).attempts_made(task.id)
+    return texts.card(task, repo, last[-1] if last else None, attempts)
+
+
+async def log_text(pool: Pool, task: Task) -> str:
+    async with pool.acquire() as conn:
+        runs = await TaskRunRepo(conn).for_task(task.id)
+        events = await TaskEventRepo(conn).latest(task.id, limit=15)
+    return texts.log_text(task, runs[-3:], events)
+
+
+async def patches(pool: Pool, task: Task) -> list[tuple[str, bytes]]:
+    """The task's per-commit patch files, in order."""
+    async with pool.acquire() as conn:
+        artifacts = ArtifactRepo(conn)
+        names = [a.filename for a in await artifacts.for_task(task.id) if a.kind == "patch"]
+        return [(name, await artifacts.content(task.id, name)) for name in sorted(names)]

@@ -1,0 +1,97 @@
+"""Functions returning inline keyboards; callback data comes from bot/callbacks.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.callbacks import NewField, NewStep, TaskAction, TaskOpen, TaskPage, TaskVerb
+from storage.repos import Repo
+from storage.tasks import ACTIVE, TERMINAL, Task, TaskStatus
+
+BUDGET_PRESETS = ("1", "5", "20")  # dollars, offered as buttons in /new
+
+Button = InlineKeyboardButton
+Markup = InlineKeyboardMarkup
+
+
+def _action(text: str, verb: TaskVerb, task: Task) -> Button:
+    return Button(text=text, callback_data=TaskAction(action=verb, task_id=task.id).pack())
+
+
+def task_card(task: Task) -> InlineKeyboardMarkup:
+    """Cancel while it can be stopped, Retry once it ended badly; Log and Patches always."""
+    first: list[Button] = []
+    if task.status not in TERMINAL:
+        first.append(_action("🚫 Cancel", "cancel", task))
+    if task.status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.CANCELLED):
+        first.append(_action("🔁 Retry", "retry", task))
+    second = [_action("📜 Log", "log", task)]
+    if task.status in TERMINAL:
+        second.append(_action("📦 Patches", "patches", task))
+    if task.status in ACTIVE or task.status == TaskStatus.QUEUED:
+        second.append(_action("🔄 Refresh", "refresh", task))
+    return InlineKeyboardMarkup(inline_keyboard=[row for row in (first, second) if row])
+
+
+def task_page(tasks: Sequence[Task], status: str, *, has_more: bool) -> InlineKeyboardMarkup:
+    rows = [
+        [Button(text=f"{t.key} · {t.title[:40]}", callback_data=TaskOpen(task_id=t.id).pack())]
+        for t in tasks
+    ]
+    if has_more and tasks:
+        more = TaskPage(status=status, before=tasks[-1].id).pack()
+        rows.append([Button(text="Older →", callback_data=more)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _step(text: str, field: NewField, value: str) -> Button:
+    return Button(text=text, callback_data=NewStep(field=field, value=value).pack())
+
+
+def pick_repo(repos: Sequence[Repo]) -> InlineKeyboardMarkup:
+    rows = [[_step(r.name, "repo", str(r.id))] for r in repos]
+    rows.append([_step("✖ Cancel", "confirm", "no")])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def pick_mode() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _step("🤖 Autonomous", "mode", "autonomous"),
+                _step("🧭 Interactive", "mode", "interactive"),
+            ],
+            [_step("✖ Cancel", "confirm", "no")],
+        ]
+    )
+
+
+FLOW_BUTTONS = {"patch": "📦 Patch", "pr": "🔀 PR", "direct": "⬆️ Direct"}
+
+
+def pick_flow(flows: Sequence[str]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_step(FLOW_BUTTONS[f], "flow", f) for f in flows],
+            [_step("✖ Cancel", "confirm", "no")],
+        ]
+    )
+
+
+def pick_budget() -> InlineKeyboardMarkup:
+    presets = [_step(f"${amount}", "budget", amount) for amount in BUDGET_PRESETS]
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            presets,
+            [_step("Default", "budget", "")],
+            [_step("✖ Cancel", "confirm", "no")],
+        ]
+    )
+
+
+def confirm() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_step("✅ Create", "confirm", "yes"), _step("✖ Cancel", "confirm", "no")]]
+    )

@@ -1,0 +1,76 @@
+"""A whole user journey: the real bot (long polling, outbox) and the real worker, against the
+fake Bot API: /new in Telegram → card edited while it runs → done → the mbox applies."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from pathlib import Path
+
+from bot.app import run_bot
+from storage.tasks import TaskRepo, TaskStatus
+from tests.bot.updates import message_update
+from tests.bot.world import ALICE, MALLORY, Pool, add_repo, settings
+from tests.fakes.telegram import FakeTelegram
+from tests.gitrepos import git, make_repo
+from worker.app import run_worker
+from worker.settings import ClaudeSettings, WorkerSettings
+
+AGENT = Path(__file__).resolve().parents[1] / "fakes" / "agents" / "pipeline_agent.py"
+PY = shlex.quote(sys.executable)
+
+
+async def test_new_task_in_telegram_comes_back_as_an_mbox_that_applies(
+    fake_tg: FakeTelegram, tg_url: str, db_dsn: str, pool: Pool, tmp_path: Path
+) -> None:
+    upstream = make_repo(tmp_path / "up", {"README.md": "# Shop\n"})
+    await add_repo(pool, "shop", str(upstream), agent_backend="command",
+                   agent_command=f"{PY} {shlex.quote(str(AGENT))} {{prompt}} write",
+                   test_command="test -f hello.txt")  # fmt: skip
+    stop = asyncio.Event()
+    services = [
+        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
+        asyncio.create_task(
+            run_worker(
+                db_dsn, WorkerSettings(concurrency=1), ClaudeSettings(), tmp_path / "home", stop
+            )
+        ),
+    ]
+    try:
+        commands = (await fake_tg.wait_for("setMyCommands"))[0].params["commands"]
+        assert {c["command"] for c in commands} >= {"new", "tasks", "cancel", "pause"}
+        fake_tg.push_update(message_update("/new shop steal the secrets", user_id=MALLORY))
+        fake_tg.push_update(message_update(
+            "/new shop Greet <everyone> & all\nWrite hello.txt, mention it in README.",
+            user_id=ALICE))  # fmt: skip
+        document = (await fake_tg.wait_for("sendDocument", timeout=60))[0]
+        await fake_tg.wait_for("sendMessage", where=lambda c: "Done" in c.params["text"])
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
+
+    task = await TaskRepo(pool).by_key("SHOP-1")
+    assert task.status is TaskStatus.DONE
+    assert await pool.fetchval("SELECT count(*) FROM tasks") == 1  # the stranger made nothing
+    assert all(c.params.get("chat_id") != MALLORY for c in fake_tg.calls)
+    card = next(m for m in fake_tg.messages(ALICE) if m["message_id"] == task.message_id)
+    assert "Greet <everyone> & all" in card["text"]
+    assert "Status: done" in card["text"]
+    edits = [
+        c for c in fake_tg.sent("editMessageText") if c.params["message_id"] == task.message_id
+    ]
+    assert len(edits) >= 2  # created → … → done, edited in place
+    loud = [c for c in fake_tg.sent("sendMessage") if "disable_notification" not in c.params]
+    assert [c.params["text"].splitlines()[1] for c in loud[1:]] == [
+        "Done. 1 commit(s) ready as patches"
+    ]
+
+    name, content = document.files["document"]
+    assert name == "SHOP-1.mbox"
+    assert "git am --3way SHOP-1.mbox" in document.params["caption"]
+    clone = tmp_path / "mine"
+    git(tmp_path, "clone", "-q", str(upstream), str(clone))
+    (tmp_path / name).write_bytes(content)
+    git(clone, "am", "--3way", str(tmp_path / name))
+    assert (clone / "hello.txt").read_text() == "hello from the agent\n"
