@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from tests.specs import spec_path
 from worker.agents.base import AgentResult, ErrorKind
 
-
-def _samples_dir() -> Path:
-    """specs/claude-cli/samples in the `shared` folder next to the repository."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "specs" / "claude-cli" / "samples"
-        if candidate.is_dir():
-            return candidate
-    return Path(__file__).resolve().parents[2] / "shared" / "specs" / "claude-cli" / "samples"
-
-
-SAMPLES = _samples_dir()
+SAMPLES = spec_path("claude-cli/samples")
 
 
 def read_sample(name: str) -> tuple[str, str, int]:

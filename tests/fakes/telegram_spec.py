@@ -6,14 +6,15 @@ import contextlib
 import functools
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[3] / "shared/specs/telegram-bot-api/api.json"
+from tests.specs import spec_path
+
+DEFAULT_SPEC = spec_path("telegram-bot-api/api.json")
 
 _INTEGER = re.compile(r"-?\d+")
 
@@ -137,5 +138,5 @@ class Spec:
 
 @functools.cache
 def load_spec() -> Spec:
-    """The spec at $TELEGRAM_API_SPEC, or the copy shared next to the repository."""
-    return Spec.load(Path(os.environ.get("TELEGRAM_API_SPEC") or DEFAULT_SPEC))
+    """The Bot API spec shared next to the repository (see tests/specs.py)."""
+    return Spec.load(DEFAULT_SPEC)
