@@ -1,21 +1,27 @@
-"""PgQueuer wiring: one consumer that runs `run_task` jobs, with a concurrency limit."""
+"""PgQueuer wiring: one consumer that runs `run_task` jobs, with a concurrency limit.
+
+The consumer takes no new job while the worker is paused; cancel requests reach the jobs
+through the same WorkerControl (worker/control.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-from pgqueuer import PgQueuer
+from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job
 
 from storage.db import create_pool
 from worker import jobs
 from worker.agents.registry import backend_factory
+from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.payloads import RunTaskPayload
 from worker.settings import ClaudeSettings, WorkerSettings
@@ -24,8 +30,32 @@ from worker.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-def register(pgq: PgQueuer, deps: WorkerDeps) -> None:
-    @pgq.entrypoint(
+@dataclasses.dataclass
+class PausableQueueManager(QueueManager):
+    """PgQueuer's consumer, taking no new job while the worker is paused.
+
+    PgQueuer 1.x has no pause. Its run loop asks fetch_jobs() for work each time it wakes (a
+    job's NOTIFY, or the dequeue timeout); here fetch_jobs() first waits, without polling,
+    until the worker is resumed or stopping. Jobs already taken run on untouched. (Offering
+    no entrypoints instead would not stop the loop: it sees queued work and polls every 0.1 s.)
+    """
+
+    control: WorkerControl = dataclasses.field(kw_only=True)
+
+    async def fetch_jobs(
+        self, batch_size: int, global_concurrency_limit: int | None, heartbeat_timeout: timedelta
+    ) -> AsyncGenerator[Job, None]:
+        await self.control.until_resumed(self.shutdown)
+        jobs = super().fetch_jobs(batch_size, global_concurrency_limit, heartbeat_timeout)
+        async with contextlib.aclosing(jobs):
+            async for job in jobs:
+                yield job
+                if self.control.paused:
+                    return
+
+
+def register(queue_manager: QueueManager, deps: WorkerDeps) -> None:
+    @queue_manager.entrypoint(
         RunTaskPayload.ENTRYPOINT, concurrency_limit=deps.settings.concurrency, on_failure="hold"
     )
     async def run_task(job: Job) -> None:
@@ -44,9 +74,11 @@ def register(pgq: PgQueuer, deps: WorkerDeps) -> None:
 @contextlib.asynccontextmanager
 async def create_worker(
     dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path
-) -> AsyncIterator[PgQueuer]:
-    """Pool, PgQueuer (on its own LISTEN connection) and the registered entrypoint."""
+) -> AsyncIterator[QueueManager]:
+    """Pool, the control listener, and the queue manager (on its own LISTEN connection)."""
     pool = await create_pool(dsn, min_size=1, max_size=max(4, settings.concurrency * 2))
+    control = WorkerControl()
+    listener = asyncio.create_task(control.listen(dsn, settings.recheck_seconds))
     try:
         conn = await asyncpg.connect(dsn)
         try:
@@ -56,13 +88,17 @@ async def create_worker(
                 settings=settings,
                 agent_homes=home / "agent-homes",
                 backend_for=backend_factory(claude),
+                control=control,
             )
-            pgq = PgQueuer.from_asyncpg_connection(conn)
-            register(pgq, deps)
-            yield pgq
+            queue_manager = PausableQueueManager(Queries(AsyncpgDriver(conn)), control=control)
+            register(queue_manager, deps)
+            yield queue_manager
         finally:
             await conn.close()
     finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
         await pool.close()
 
 
@@ -70,9 +106,9 @@ async def run_worker(
     dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, stop: asyncio.Event
 ) -> None:
     """Take jobs until `stop` is set; then finish or interrupt (and requeue) running tasks."""
-    async with create_worker(dsn, settings, claude, home) as pgq:
+    async with create_worker(dsn, settings, claude, home) as queue_manager:
         runner = asyncio.create_task(
-            pgq.run(
+            queue_manager.run(
                 dequeue_timeout=timedelta(seconds=5),
                 batch_size=1,
                 heartbeat_timeout=timedelta(seconds=settings.heartbeat_seconds),
@@ -85,7 +121,7 @@ async def run_worker(
         if runner.done():
             runner.result()  # the consumer died on its own: raise its error
             return
-        pgq.shutdown.set()
+        queue_manager.shutdown.set()
         finished, _ = await asyncio.wait({runner}, timeout=settings.shutdown_grace_seconds)
         if not finished:
             log.info("worker interrupting running tasks; they are requeued")

@@ -11,6 +11,7 @@ import asyncpg
 
 from storage.repos import Repo
 from worker.agents.base import AgentBackend
+from worker.control import WorkerControl
 from worker.settings import WorkerSettings
 from worker.workspace import Workspace
 
@@ -24,3 +25,4 @@ class WorkerDeps:
     settings: WorkerSettings
     agent_homes: Path  # one HOME per task for the agent CLI (sessions live there)
     backend_for: Callable[[Repo, str], AgentBackend]  # (repo, backend name) → backend
+    control: WorkerControl  # cancel requests for the tasks this process runs

@@ -7,19 +7,12 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from storage.task_events import EventKind, TaskEventRepo
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_events import EventKind, TaskEventRepo, record_move
+from storage.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
-
-_TERMINAL_EVENTS = {
-    TaskStatus.DONE: EventKind.TASK_DONE,
-    TaskStatus.FAILED: EventKind.TASK_FAILED,
-    TaskStatus.BLOCKED: EventKind.TASK_BLOCKED,
-    TaskStatus.CANCELLED: EventKind.TASK_CANCELLED,
-}
 
 
 class TaskJournal:
@@ -34,12 +27,7 @@ class TaskJournal:
     async def move(self, to: TaskStatus, *, reason: str = "", **payload: Any) -> Task:
         """Guarded status change plus its events, in one transaction; raises InvalidTransition."""
         async with self._pool.acquire() as conn, conn.transaction():
-            moved = await TaskRepo(conn).move(self.task.id, to, reason=reason)
-            events = TaskEventRepo(conn)
-            change = {"from": self.task.status.value, "to": to.value, "reason": reason}
-            await events.add(self.task.id, EventKind.STATUS_CHANGED, change)
-            if to in _TERMINAL_EVENTS:
-                await events.add(self.task.id, _TERMINAL_EVENTS[to], {"reason": reason, **payload})
+            moved = await record_move(conn, self.task, to, reason=reason, **payload)
         log.info(
             "task moved",
             extra={"task_key": self.task.key, "from": self.task.status.value, "to": to.value},

@@ -6,7 +6,6 @@ run ended) and tries again, resuming its session when the backend has one.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -114,12 +113,7 @@ class _Attempts:
             max_turns=self.task.max_turns or self.deps.settings.default_max_turns,
             resume_session_id=resume,
         )  # fmt: skip
-        try:
-            result = await self.backend.run(request)
-        except asyncio.CancelledError:
-            # Shutting down: keep what the agent wrote so far on the branch.
-            await asyncio.shield(self._commit(f"{self.task.key}: work in progress"))
-            raise
+        result = await self.backend.run(request)  # if stopped, jobs keeps what it wrote
         await self._record(run_id, attempt, result)
         await self._commit(f"{self.task.key}: {self.task.title}")
         return result, run_id

@@ -1,16 +1,23 @@
-"""The worker's job: take one task from queued through the agent attempts to its patches."""
+"""The worker's job: take one task from queued through the agent attempts to its patches.
+
+Two ways out besides the task's own end: a cancel request (the work is stopped, what it made
+so far is kept as patches, the task ends `cancelled`) and the worker stopping (the work is
+stopped, the task goes back to the queue).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import shutil
+from collections.abc import Coroutine
+from typing import Any
 
 from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.errors import InvalidTransition
 from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind
-from storage.tasks import ACTIVE, TERMINAL, TaskRepo, TaskStatus
+from storage.tasks import ACTIVE, TERMINAL, Task, TaskRepo, TaskStatus
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.git import GitError
@@ -25,21 +32,32 @@ RUNNABLE = frozenset({TaskStatus.QUEUED}) | ACTIVE  # active: the last job died 
 
 
 async def run_task(task_id: int, deps: WorkerDeps) -> None:
-    """Run a task to a terminal status. A status changed under us (a cancel) stops quietly."""
-    task = await TaskRepo(deps.pool).by_id(task_id)
-    if task.status not in RUNNABLE:
-        log.info("job skipped", extra={"task_key": task.key, "status": task.status.value})
-        return
-    journal = TaskJournal(deps.pool, task)
-    repo = await RepoRepo(deps.pool).by_id(task.repo_id)
-    try:
-        await _run(journal, repo, deps)
-    except InvalidTransition as exc:
-        log.info("task changed under the worker", extra={"task_key": task.key, "error": str(exc)})
+    """Run a task to a terminal status, unless a cancel is requested first (then stop it).
+
+    A status changed under us by someone else stops the job quietly.
+    """
+    with deps.control.watch(task_id) as cancel:  # watching before reading: no request is lost
+        task = await TaskRepo(deps.pool).by_id(task_id)
+        if task.status not in RUNNABLE:
+            log.info("job skipped", extra={"task_key": task.key, "status": task.status.value})
+            return
+        if task.cancel_requested_at is not None:
+            cancel.set()  # requested while the job was being picked up
+        journal = TaskJournal(deps.pool, task)
+        repo = await RepoRepo(deps.pool).by_id(task.repo_id)
+        try:
+            await _run(journal, repo, deps, cancel)
+        except InvalidTransition as exc:
+            log.info("task changed under the worker",
+                     extra={"task_key": task.key, "error": str(exc)})  # fmt: skip
 
 
-async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps) -> None:
+async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: asyncio.Event) -> None:
     task = journal.task
+    if cancel.is_set():  # before any work: nothing to keep
+        fresh = await TaskRepo(deps.pool).by_id(task.id)  # who asked, if it came by NOTIFY
+        await journal.move(TaskStatus.CANCELLED, reason=_cancel_reason(fresh))
+        return
     await journal.move(TaskStatus.PREPARING)
     if task.git_flow != "patch":
         await journal.move(TaskStatus.FAILED, reason=f"delivery flow {task.git_flow!r} needs a "
@@ -55,18 +73,85 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps) -> None:
     await journal.event(EventKind.WORKSPACE_READY, branch=worktree.branch,
                         base_commit=worktree.base_commit, resumed=worktree.resumed)  # fmt: skip
     try:
-        verdict = await implement(journal, repo, worktree, deps)
-        if not verdict.passed:
-            await journal.move(TaskStatus.FAILED, reason=verdict.reason)
-            return
-        await journal.move(TaskStatus.DELIVERING)
-        commits = await _deliver(journal, worktree, deps)
-        await journal.move(TaskStatus.DONE, reason=f"{commits} commit(s) ready as patches",
-                           commits=commits)  # fmt: skip
+        if not await _unless_cancelled(_implement_and_deliver(journal, repo, worktree, deps),
+                                       cancel):  # fmt: skip
+            await _stop_cancelled(journal, repo, worktree, deps)
+    except asyncio.CancelledError:  # the worker is stopping; the task will be requeued
+        message = f"{task.key}: work in progress"
+        await asyncio.shield(_commit_agent_work(journal.task.status, repo, worktree, deps, message))
+        raise
     finally:
         await asyncio.shield(deps.workspace.remove_worktree(worktree))
         if journal.task.status in TERMINAL:
             shutil.rmtree(deps.agent_homes / task.key, ignore_errors=True)
+
+
+async def _implement_and_deliver(
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps
+) -> None:
+    verdict = await implement(journal, repo, worktree, deps)
+    if not verdict.passed:
+        await journal.move(TaskStatus.FAILED, reason=verdict.reason)
+        return
+    await journal.move(TaskStatus.DELIVERING)
+    commits = await _deliver(journal, worktree, deps)
+    await journal.move(TaskStatus.DONE, reason=f"{commits} commit(s) ready as patches",
+                       commits=commits)  # fmt: skip
+
+
+async def _unless_cancelled(work: Coroutine[Any, Any, None], cancel: asyncio.Event) -> bool:
+    """Await `work`; if `cancel` is set first, cancel it (which kills any agent or check it
+    runs, process group and all) and return False."""
+    if cancel.is_set():
+        work.close()
+        return False
+    running = asyncio.ensure_future(work)
+    cancelled = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({running, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the worker is stopping and cancels us: stop the work, then go on
+        cancelled.cancel()
+        if not running.done():
+            running.cancel()
+            await asyncio.wait({running})
+    if running.cancelled():
+        return False
+    running.result()  # raise what the work raised
+    return True
+
+
+async def _stop_cancelled(
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps
+) -> None:
+    """The cancel won: keep the partial work on the branch and as patches, then cancel."""
+    task = await TaskRepo(deps.pool).by_id(journal.task.id)
+    if task.status not in ACTIVE:
+        return  # the task ended before the cancel took effect
+    reason = _cancel_reason(task)
+    commits = 0
+    try:
+        message = f"WIP: partial work, {reason}"
+        await _commit_agent_work(task.status, repo, worktree, deps, message)
+        if await deps.workspace.commits_since_base(worktree):
+            commits = await _deliver(journal, worktree, deps)
+    except GitError as exc:
+        log.warning("partial work not saved", extra={"task_key": task.key, "error": str(exc)})
+    await journal.move(TaskStatus.CANCELLED, reason=reason, commits=commits,
+                       branch=worktree.branch)  # fmt: skip
+
+
+async def _commit_agent_work(
+    status: TaskStatus, repo: Repo, worktree: Worktree, deps: WorkerDeps, message: str
+) -> None:
+    """An agent stopped mid-run leaves its edits uncommitted: keep them on the task branch.
+    What a stopped check leaves behind is not work; it goes with the worktree."""
+    if status is TaskStatus.RUNNING:
+        await deps.workspace.commit_all(worktree, message, repo.git_author_name,
+                                        repo.git_author_email)  # fmt: skip
+
+
+def _cancel_reason(task: Task) -> str:
+    return f"cancelled by {task.cancel_requested_by or 'unknown'}"
 
 
 async def _deliver(journal: TaskJournal, worktree: Worktree, deps: WorkerDeps) -> int:
@@ -87,9 +172,13 @@ async def _deliver(journal: TaskJournal, worktree: Worktree, deps: WorkerDeps) -
 
 
 async def requeue_interrupted(task_id: int, deps: WorkerDeps) -> None:
-    """The worker is shutting down mid-task: put the task back in the queue, job and all."""
+    """The worker is shutting down mid-task: put the task back in the queue, job and all.
+    A task whose cancel was requested meanwhile is cancelled instead."""
     task = await TaskRepo(deps.pool).by_id(task_id)
     if task.status not in ACTIVE:
+        return
+    if task.cancel_requested_at is not None:
+        await TaskJournal(deps.pool, task).move(TaskStatus.CANCELLED, reason=_cancel_reason(task))
         return
     async with deps.pool.acquire() as conn, conn.transaction():
         await queue_task(conn, task)

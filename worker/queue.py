@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from pgqueuer import AsyncpgDriver, Queries
@@ -53,12 +54,17 @@ async def submit_task(conn: Connection, new: NewTask) -> Task:
 
 
 async def queue_task(conn: Connection, task: Task) -> Task:
-    """Move a task to `queued` and enqueue its job; call inside a transaction."""
-    moved = await TaskRepo(conn).move(task.id, TaskStatus.QUEUED)
+    """Move a task to `queued` and enqueue its job; call inside a transaction.
+
+    An earlier cancel request is cleared: it was for the run that was cancelled.
+    """
+    tasks = TaskRepo(conn)
+    moved = await tasks.move(task.id, TaskStatus.QUEUED)
+    await tasks.clear_cancel(task.id)  # after the guarded move: never for a task not requeued
     job_id = await JobQueue(conn).enqueue(
         RunTaskPayload(task_id=task.id), priority=Priority.for_task(task.priority)
     )
     events = TaskEventRepo(conn)
     await events.add(task.id, EventKind.STATUS_CHANGED, {"from": task.status, "to": "queued"})
     await events.add(task.id, EventKind.TASK_QUEUED, {"job_id": job_id, "priority": task.priority})
-    return moved
+    return replace(moved, cancel_requested_at=None, cancel_requested_by=None)

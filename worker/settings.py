@@ -23,6 +23,9 @@ class WorkerSettings(BaseSettings):
     default_max_turns: int = Field(default=40, ge=1)
     heartbeat_seconds: float = Field(default=30, gt=0)  # a dead worker's job is re-run after it
     shutdown_grace_seconds: float = Field(default=10, ge=0)
+    # Cancel requests and the paused switch arrive by NOTIFY; they are also read this often,
+    # in case a NOTIFY was missed.
+    recheck_seconds: float = Field(default=3, gt=0)
 
 
 class ClaudeSettings(BaseSettings):

@@ -10,6 +10,7 @@ from aiogram import Bot
 from bot.app import build_dispatcher
 from bot.callbacks import NewStep, TaskAction, TaskPage
 from bot.deps import BotDeps
+from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import RunOutcome, TaskRunRepo
 from storage.tasks import TaskRepo, TaskStatus
@@ -308,3 +309,22 @@ async def test_a_button_for_a_task_that_is_gone_is_answered_politely(
 ) -> None:
     await _press(bot, make_deps(pool), TaskAction(action="retry", task_id=99999).pack())
     assert "out of date" in fake_tg.last("answerCallbackQuery").params["text"]
+
+
+async def test_patches_button_sends_each_commit_as_a_file(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    deps = make_deps(pool)
+    repo = await add_repo(pool)
+    done = await add_task(pool, repo, status=TaskStatus.DONE)
+    artifacts = ArtifactRepo(pool)
+    await artifacts.put(done.id, ArtifactKind.MBOX, "combined.mbox", b"both\n")
+    await artifacts.put(done.id, ArtifactKind.PATCH, "0002-second.patch", b"two\n")
+    await artifacts.put(done.id, ArtifactKind.PATCH, "0001-first.patch", b"one\n")
+    card = fake_tg.add_message(ALICE, "card")
+    await _press(bot, deps, TaskAction(action="patches", task_id=done.id).pack(), message=card)
+    files = [c.files["document"] for c in fake_tg.sent("sendDocument")]
+    assert files == [("0001-first.patch", b"one\n"), ("0002-second.patch", b"two\n")]
+    failed = await add_task(pool, repo, status=TaskStatus.FAILED)
+    await _press(bot, deps, TaskAction(action="patches", task_id=failed.id).pack(), message=card)
+    assert "has no patches" in fake_tg.last("sendMessage").params["text"]

@@ -13,11 +13,12 @@ import asyncpg
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import TaskEventRepo
 from storage.tasks import NewTask, TaskRepo, TaskStatus
-from tests.gitrepos import make_repo
+from tests.gitrepos import git, make_repo
 from tests.procs import wait_gone
 from worker.app import run_worker
 from worker.queue import submit_task
 from worker.settings import ClaudeSettings, WorkerSettings
+from worker.workspace import Workspace
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
@@ -39,7 +40,7 @@ async def test_shutdown_mid_task_kills_the_agent_and_requeues_the_task(
 ) -> None:
     upstream = make_repo(tmp_path / "up", {"README.md": "x\n"})
     pids = tmp_path / "pids"
-    agent = f"{PY} {shlex.quote(str(AGENTS / 'hang.py'))} {shlex.quote(str(pids))}"
+    agent = f"{PY} {shlex.quote(str(AGENTS / 'hang.py'))} {shlex.quote(str(pids))} --write wip.txt"
     repo = await RepoRepo(pool).add(NewRepo(name="up", source=str(upstream),
                                             default_branch="main", agent_backend="command",
                                             agent_command=agent))  # fmt: skip
@@ -65,3 +66,8 @@ async def test_shutdown_mid_task_kills_the_agent_and_requeues_the_task(
         assert await wait_gone(pid)
     kinds = [e.kind.value for e in await TaskEventRepo(pool).for_task(task.id)]
     assert kinds[-1] == "task_queued"
+    # what the agent wrote so far waits on the task branch for the next run
+    mirror = Workspace(tmp_path / "home" / "workspaces").mirror_path("up")
+    branch = f"agent/{task.key}"
+    assert git(mirror, "log", "-1", "--format=%s", branch) == f"{task.key}: work in progress"
+    assert git(mirror, "show", f"{branch}:wip.txt") == "partial work"

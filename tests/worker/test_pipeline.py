@@ -21,6 +21,7 @@ from tests.gitrepos import commit_file, git, make_repo
 from tests.procs import wait_gone
 from worker import jobs
 from worker.agents.registry import backend_factory
+from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.queue import submit_task
 from worker.settings import ClaudeSettings, WorkerSettings
@@ -41,6 +42,7 @@ def deps(pool: Pool, tmp_path: Path) -> WorkerDeps:
         settings=WorkerSettings(concurrency=2, agent_timeout_seconds=20),
         agent_homes=tmp_path / "agent-homes",
         backend_for=backend_factory(ClaudeSettings()),
+        control=WorkerControl(),
     )
 
 
@@ -241,7 +243,8 @@ async def test_hanging_agent_is_killed_at_the_deadline(
 def pool_deps_timeout(deps: WorkerDeps) -> WorkerDeps:
     return WorkerDeps(pool=deps.pool, workspace=deps.workspace,
                       settings=WorkerSettings(agent_timeout_seconds=1.5),
-                      agent_homes=deps.agent_homes, backend_for=deps.backend_for)  # fmt: skip
+                      agent_homes=deps.agent_homes, backend_for=deps.backend_for,
+                      control=deps.control)  # fmt: skip
 
 
 async def test_a_cancelled_task_is_not_run(pool: Pool, deps: WorkerDeps, upstream: Path) -> None:

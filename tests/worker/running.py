@@ -1,0 +1,104 @@
+"""Helpers for tests of the worker as it runs for real: run_worker, waits, scripted agents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeAlias
+
+import asyncpg
+
+from storage.repos import NewRepo, Repo, RepoRepo
+from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from worker.app import run_worker
+from worker.queue import submit_task
+from worker.settings import ClaudeSettings, WorkerSettings
+
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
+PY = shlex.quote(sys.executable)
+# Fast re-checks, a short grace: a failing test stops its worker quickly.
+SETTINGS = WorkerSettings(concurrency=2, recheck_seconds=0.5, shutdown_grace_seconds=0.5)
+
+
+def hang_agent(pids: Path, *options: str) -> str:
+    """tests/fakes/agents/hang.py as an agent or check command line."""
+    return " ".join([PY, shlex.quote(str(AGENTS / "hang.py")), shlex.quote(str(pids)),
+                     *map(shlex.quote, options)])  # fmt: skip
+
+
+def pipeline_agent(mode: str) -> str:
+    return f"{PY} {shlex.quote(str(AGENTS / 'pipeline_agent.py'))} {{prompt}} {mode}"
+
+
+async def add_repo(pool: Pool, upstream: Path, agent_command: str, **checks: str) -> Repo:
+    new = NewRepo(name="demo", source=str(upstream), default_branch="main",
+                  agent_backend="command", agent_command=agent_command, max_attempts=1,
+                  git_author_name="Agent", git_author_email="agent@example.invalid",
+                  **checks)  # type: ignore[arg-type]  # fmt: skip
+    return await RepoRepo(pool).add(new)
+
+
+async def submit(pool: Pool, repo: Repo, title: str = "Say hello") -> Task:
+    async with pool.acquire() as conn:
+        return await submit_task(conn, NewTask(repo_id=repo.id, title=title))
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+async def wait_status(pool: Pool, task_id: int, status: TaskStatus, within: float = 20) -> Task:
+    async def reached() -> bool:
+        return (await TaskRepo(pool).by_id(task_id)).status is status
+
+    await wait_until(reached, f"task {task_id} {status.value}", within)
+    return await TaskRepo(pool).by_id(task_id)
+
+
+def _pids(pid_file: Path) -> list[int]:
+    text = pid_file.read_text() if pid_file.exists() else ""
+    return [int(pid) for pid in text.split()]
+
+
+async def wait_pids(pid_file: Path) -> list[int]:
+    """The pids hang.py wrote once it and its child run."""
+
+    async def written() -> bool:
+        return len(_pids(pid_file)) == 2
+
+    await wait_until(written, f"{pid_file.name} written", within=10)
+    return _pids(pid_file)
+
+
+async def job_status(pool: Pool, task: Task) -> str | None:
+    """The status of the task's PgQueuer job; None once the job is gone."""
+    value = await pool.fetchval(
+        "SELECT status::text FROM pgqueuer WHERE convert_from(payload, 'UTF8') = $1",
+        f'{{"task_id":{task.id}}}',
+    )
+    return str(value) if value is not None else None
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    db_dsn: str, home: Path, settings: WorkerSettings = SETTINGS
+) -> AsyncIterator[None]:
+    """run_worker() in the background; stopped (and its error raised) on leaving."""
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(db_dsn, settings, ClaudeSettings(), home, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=20)
