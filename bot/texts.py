@@ -176,7 +176,7 @@ def alert(task: Task, event: TaskEvent) -> str:
         case "task_blocked":
             body = f"Blocked: {reason}"
         case "task_cancelled":
-            body = f"Cancelled. {reason}" if reason else "Cancelled."
+            body = f"{reason[:1].upper()}{reason[1:]}." if reason else "Cancelled."
             if task.branch:
                 body += f"\nPartial work is on branch <code>{esc(task.branch)}</code>."
         case "plan_pending":

@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 from bot.app import run_bot
+from storage.errors import NotFound
 from storage.tasks import TaskRepo, TaskStatus
 from tests.bot.updates import message_update
 from tests.bot.world import ALICE, MALLORY, Pool, add_repo, settings
 from tests.fakes.telegram import FakeTelegram
 from tests.gitrepos import git, make_repo
+from tests.procs import wait_gone
+from tests.worker.running import hang_agent, wait_pids, wait_until
 from worker.app import run_worker
 from worker.settings import ClaudeSettings, WorkerSettings
 
@@ -74,3 +77,58 @@ async def test_new_task_in_telegram_comes_back_as_an_mbox_that_applies(
     (tmp_path / name).write_bytes(content)
     git(clone, "am", "--3way", str(tmp_path / name))
     assert (clone / "hello.txt").read_text() == "hello from the agent\n"
+
+
+async def test_cancel_and_pause_from_telegram_reach_the_running_worker(
+    fake_tg: FakeTelegram, tg_url: str, db_dsn: str, pool: Pool, tmp_path: Path
+) -> None:
+    upstream = make_repo(tmp_path / "up", {"README.md": "# Shop\n"})
+    pids = tmp_path / "pids"
+    await add_repo(pool, "shop", str(upstream), agent_backend="command",
+                   agent_command=hang_agent(pids, "--write", "partial.txt"))  # fmt: skip
+    stop = asyncio.Event()
+    worker_settings = WorkerSettings(concurrency=2, recheck_seconds=0.5)
+    services = [
+        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
+        asyncio.create_task(
+            run_worker(db_dsn, worker_settings, ClaudeSettings(), tmp_path / "home", stop)
+        ),
+    ]
+    tasks = TaskRepo(pool)
+    try:
+        fake_tg.push_update(message_update("/new shop Never ends", user_id=ALICE))
+        await wait_until(lambda: _status(pool, "SHOP-1", TaskStatus.RUNNING), "running", 30)
+        agent_pids = await wait_pids(pids)
+        fake_tg.push_update(message_update("/cancel SHOP-1", user_id=ALICE))
+        document = (await fake_tg.wait_for("sendDocument", timeout=30))[0]  # the partial work
+        assert (await tasks.by_key("SHOP-1")).status is TaskStatus.CANCELLED
+        for pid in agent_pids:
+            assert await wait_gone(pid)
+        assert b"partial work" in document.files["document"][1]
+
+        fake_tg.push_update(message_update("/pause", user_id=ALICE))
+        await fake_tg.wait_for("sendMessage", where=lambda c: "Paused" in c.params["text"])
+        await asyncio.sleep(1.0)  # the worker's re-check interval, twice over
+        pids.unlink()
+        fake_tg.push_update(message_update("/new shop Waits for resume", user_id=ALICE))
+        await wait_until(lambda: _status(pool, "SHOP-2", TaskStatus.QUEUED), "queued", 30)
+        await asyncio.sleep(1.5)  # a worker taking jobs would have started it by now
+        assert (await tasks.by_key("SHOP-2")).status is TaskStatus.QUEUED
+        fake_tg.push_update(message_update("/resume", user_id=ALICE))
+        await wait_until(lambda: _status(pool, "SHOP-2", TaskStatus.RUNNING), "resumed", 30)
+        fake_tg.push_update(message_update("/cancel SHOP-2", user_id=ALICE))
+        await wait_until(lambda: _status(pool, "SHOP-2", TaskStatus.CANCELLED), "cancelled", 30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
+    cancelled = await tasks.by_key("SHOP-1")
+    assert cancelled.status_reason == "cancelled by Ada Lovelace (1001)"
+    alert = next(c for c in fake_tg.sent("sendMessage") if "Cancelled" in c.params["text"])
+    assert "agent/SHOP-1" in alert.params["text"]  # where the partial work is
+
+
+async def _status(pool: Pool, key: str, status: TaskStatus) -> bool:
+    try:
+        return (await TaskRepo(pool).by_key(key)).status is status
+    except NotFound:  # not created yet
+        return False
