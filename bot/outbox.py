@@ -229,13 +229,7 @@ class Outbox:
         if names["combined.mbox"] <= DOCUMENT_LIMIT:
             content = await artifacts.content(task.id, "combined.mbox")
             caption = texts.mbox_caption(task, mbox_stats(content), filename)
-            await self._bot.send_document(
-                row.chat_id,
-                BufferedInputFile(content, filename),
-                caption=caption,
-                parse_mode=HTML,
-                message_thread_id=row.thread_id,
-            )
+            await self._document(row, filename, content, caption)
             return True
         patches = sorted(n for n in names if n.endswith(".patch"))
         if not patches or any(names[n] > DOCUMENT_LIMIT for n in patches):
@@ -259,17 +253,14 @@ class Outbox:
         """One commit of a series too big to send whole."""
         name = str(row.payload["filename"])
         content = await ArtifactRepo(self._pool).content(task.id, name)
-        caption = texts.split_patch_caption(
-            task, int(row.payload["number"]), int(row.payload["total"])
-        )
-        await self._bot.send_document(
-            row.chat_id,
-            BufferedInputFile(content, name),
-            caption=caption,
-            parse_mode=HTML,
-            message_thread_id=row.thread_id,
-        )
+        number, total = int(row.payload["number"]), int(row.payload["total"])
+        await self._document(row, name, content, texts.split_patch_caption(task, number, total))
         return True
+
+    async def _document(self, row: Notification, name: str, content: bytes, caption: str) -> None:
+        document = BufferedInputFile(content, name)
+        await self._bot.send_document(row.chat_id, document, caption=caption, parse_mode=HTML,
+                                      message_thread_id=row.thread_id)  # fmt: skip
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,15 @@ def commit_file(repo: Path, name: str, content: str, message: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def apply_mbox(upstream: Path, mbox: bytes, clone: Path) -> Path:
+    """Clone `upstream` to `clone` and `git am --3way` the mbox there, as a user would."""
+    git(clone.parent, "clone", "-q", str(upstream), str(clone))
+    path = clone.parent / f"{clone.name}.mbox"
+    path.write_bytes(mbox)
+    git(clone, "am", "--3way", str(path))
+    return clone
+
+
 def _write(path: Path, content: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content, encoding="utf-8")

@@ -14,7 +14,7 @@ from storage.tasks import TaskRepo, TaskStatus
 from tests.bot.updates import message_update
 from tests.bot.world import ALICE, MALLORY, Pool, add_repo, settings
 from tests.fakes.telegram import FakeTelegram
-from tests.gitrepos import git, make_repo
+from tests.gitrepos import apply_mbox, make_repo
 from tests.procs import wait_gone
 from tests.worker.running import hang_agent, wait_pids, wait_until
 from worker.app import run_worker
@@ -72,10 +72,7 @@ async def test_new_task_in_telegram_comes_back_as_an_mbox_that_applies(
     name, content = document.files["document"]
     assert name == "SHOP-1.mbox"
     assert "git am --3way SHOP-1.mbox" in document.params["caption"]
-    clone = tmp_path / "mine"
-    git(tmp_path, "clone", "-q", str(upstream), str(clone))
-    (tmp_path / name).write_bytes(content)
-    git(clone, "am", "--3way", str(tmp_path / name))
+    clone = apply_mbox(upstream, content, tmp_path / "mine")
     assert (clone / "hello.txt").read_text() == "hello from the agent\n"
 
 

@@ -20,7 +20,7 @@ from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.tasks import Task, TaskRepo, TaskStatus
 from tests.bot.world import ALICE, Pool, add_repo, add_task, settings
 from tests.fakes.telegram import FakeTelegram
-from tests.gitrepos import commit_file, git, make_repo
+from tests.gitrepos import apply_mbox, commit_file, git, make_repo
 
 
 async def _drain(box: Outbox, pool: Pool, rounds: int = 50) -> None:
@@ -124,10 +124,7 @@ async def test_done_sends_the_mbox_and_git_am_applies_it(
     order = [c.method for c in fake_tg.calls if c.method in ("sendMessage", "sendDocument")]
     assert order == ["sendMessage", "sendDocument"]  # "Done." first, then its patches
 
-    clone = tmp_path / "apply"
-    git(tmp_path, "clone", "-q", str(upstream), str(clone))
-    (tmp_path / name).write_bytes(content)
-    git(clone, "am", "--3way", str(tmp_path / name))
+    clone = apply_mbox(upstream, content, tmp_path / "apply")
     assert (clone / "file1.txt").read_text() == "line 1\n<b>&amp;</b>\n"
 
 

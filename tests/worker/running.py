@@ -14,15 +14,36 @@ import asyncpg
 
 from storage.repos import NewRepo, Repo, RepoRepo
 from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from worker.agents.registry import backend_factory
 from worker.app import run_worker
+from worker.control import WorkerControl
+from worker.deps import WorkerDeps
 from worker.queue import submit_task
 from worker.settings import ClaudeSettings, WorkerSettings
+from worker.workspace import Workspace
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
 PY = shlex.quote(sys.executable)
 # Fast re-checks, a short grace: a failing test stops its worker quickly.
 SETTINGS = WorkerSettings(concurrency=2, recheck_seconds=0.5, shutdown_grace_seconds=0.5)
+
+
+def worker_deps(
+    pool: Pool,
+    tmp_path: Path,
+    workspace: Workspace | None = None,
+    settings: WorkerSettings | None = None,
+) -> WorkerDeps:
+    """What a job needs, for calling worker.jobs directly (no consumer)."""
+    return WorkerDeps(
+        pool=pool,
+        workspace=workspace or Workspace(tmp_path / "workspaces"),
+        settings=settings or WorkerSettings(),
+        agent_homes=tmp_path / "agent-homes",
+        backend_for=backend_factory(ClaudeSettings()),
+        control=WorkerControl(),
+    )
 
 
 def hang_agent(pids: Path, *options: str) -> str:

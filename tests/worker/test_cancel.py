@@ -21,13 +21,10 @@ from tests.worker.running import (
     submit,
     wait_pids,
     wait_status,
+    worker_deps,
 )
 from worker import jobs
-from worker.agents.registry import backend_factory
-from worker.control import WorkerControl
-from worker.deps import WorkerDeps
 from worker.queue import queue_task
-from worker.settings import ClaudeSettings, WorkerSettings
 from worker.workspace import Workspace
 
 
@@ -122,10 +119,7 @@ async def test_cancel_requested_before_the_job_starts_runs_no_agent(
     repo = await add_repo(pool, upstream, hang_agent(pids))
     task = await submit(pool, repo)
     await TaskRepo(pool).request_cancel(task.id, "carol")  # the job is already on its way
-    deps = WorkerDeps(pool=pool, workspace=workspace, settings=WorkerSettings(),
-                      agent_homes=tmp_path / "agent-homes",
-                      backend_for=backend_factory(ClaudeSettings()),
-                      control=WorkerControl())  # fmt: skip
+    deps = worker_deps(pool, tmp_path, workspace)
     await jobs.run_task(task.id, deps)
 
     cancelled = await TaskRepo(pool).by_id(task.id)
@@ -168,10 +162,7 @@ async def test_shutdown_after_a_cancel_request_cancels_instead_of_requeueing(
     task = await submit(pool, repo)
     await TaskRepo(pool).move(task.id, TaskStatus.PREPARING)  # the job was running …
     await TaskRepo(pool).request_cancel(task.id, "dave")  # … and had not obeyed yet
-    deps = WorkerDeps(pool=pool, workspace=workspace, settings=WorkerSettings(),
-                      agent_homes=tmp_path / "agent-homes",
-                      backend_for=backend_factory(ClaudeSettings()),
-                      control=WorkerControl())  # fmt: skip
+    deps = worker_deps(pool, tmp_path, workspace)
     await jobs.requeue_interrupted(task.id, deps)
     cancelled = await TaskRepo(pool).by_id(task.id)
     assert cancelled.status is TaskStatus.CANCELLED

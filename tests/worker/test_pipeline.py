@@ -19,13 +19,11 @@ from storage.task_runs import TaskRunRepo
 from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
 from tests.gitrepos import commit_file, git, make_repo
 from tests.procs import wait_gone
+from tests.worker.running import worker_deps
 from worker import jobs
-from worker.agents.registry import backend_factory
-from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.queue import submit_task
-from worker.settings import ClaudeSettings, WorkerSettings
-from worker.workspace import Workspace
+from worker.settings import WorkerSettings
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 AGENTS = Path(__file__).resolve().parents[1] / "fakes" / "agents"
@@ -36,13 +34,8 @@ CHECK_CALC = f'{PY} -c "import calc; assert calc.add(2, 3) == 5"'
 
 @pytest.fixture
 def deps(pool: Pool, tmp_path: Path) -> WorkerDeps:
-    return WorkerDeps(
-        pool=pool,
-        workspace=Workspace(tmp_path / "workspaces"),
-        settings=WorkerSettings(concurrency=2, agent_timeout_seconds=20),
-        agent_homes=tmp_path / "agent-homes",
-        backend_for=backend_factory(ClaudeSettings()),
-        control=WorkerControl(),
+    return worker_deps(
+        pool, tmp_path, settings=WorkerSettings(concurrency=2, agent_timeout_seconds=20)
     )
 
 
