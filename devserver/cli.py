@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     serving = args.command in SERVICES
-    logs.configure(settings.log_level if serving else "WARNING")  # commands print results
+    level = settings.log_level if serving else "WARNING"  # commands print their results
+    logs.configure(level, secrets=settings.secrets())
     try:
         return asyncio.run(_dispatch(args, settings))
     except UserError as exc:

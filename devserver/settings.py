@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,3 +33,13 @@ class Settings:
         self.claude = ClaudeSettings()
         self.web = WebSettings()
         self.bot = BotSettings()
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        values = [self.bot.bot_token, self.claude.api_key, self.web.token]
+        found = [v.get_secret_value() for v in values if v is not None]
+        if self.db.url is not None and (
+            password := urlsplit(self.db.url.get_secret_value()).password
+        ):
+            found.append(password)  # the DSN itself helps to read errors; its password not
+        return found

@@ -92,3 +92,4 @@ async def test_bot_process_answers_and_a_killed_bot_delivers_everything_once_aft
     cards = [c for c in fake_tg.sent("sendMessage") if c.params.get("disable_notification")]
     assert len(cards) == 3  # one card per task; later progress edits it
     assert "bot stopped" in log.read_text()
+    assert TEST_TOKEN not in log.read_text()
