@@ -12,7 +12,8 @@ import pytest
 from aiogram import Bot
 
 from bot import outbox as outbox_module
-from bot.outbox import Outbox
+from bot.outbox import Outbox, Pacer
+from bot.replies import send_html
 from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.notifications import NotificationRepo
 from storage.repos import Repo
@@ -223,3 +224,44 @@ async def test_a_series_over_the_limit_goes_per_commit_or_as_a_link(
     assert "50 MB" in link
     assert f"https://ds.example/tasks/{big.key}" in link
     assert f"devserver task mbox {big.key}" in link
+
+
+def test_pacer_spaces_messages_per_chat_and_more_in_groups() -> None:
+    now = [100.0]
+    pacer = Pacer(settings(private_chat_interval=1.0, group_chat_interval=3.0), lambda: now[0])
+    assert pacer.wait(ALICE) == 0
+    pacer.sent(ALICE)
+    pacer.sent(-100)
+    assert (pacer.wait(ALICE), pacer.wait(-100), pacer.wait(7)) == (1.0, 3.0, 0)
+    now[0] += 1.5
+    assert (pacer.wait(ALICE), pacer.wait(-100)) == (0, 1.5)
+
+
+async def test_a_paced_chat_waits_while_other_chats_go_on(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    repo = await add_repo(pool)
+    slow = await _with_card(pool, fake_tg, await add_task(pool, repo, "one", chat_id=-100))
+    other = await _with_card(pool, fake_tg, await add_task(pool, repo, "two"))
+    await TaskEventRepo(pool).add(slow.id, EventKind.TASK_FAILED, {"reason": "a"})
+    await TaskEventRepo(pool).add(slow.id, EventKind.TASK_BLOCKED, {"reason": "b"})
+    await TaskEventRepo(pool).add(other.id, EventKind.TASK_FAILED, {"reason": "c"})
+    box = Outbox(bot, pool, settings(group_chat_interval=60.0))
+    for _ in range(5):
+        pause = await box.deliver_due()
+    group = [c for c in fake_tg.calls if c.params.get("chat_id") == -100]
+    assert len(group) == 1  # one message, then the group waits its turn …
+    assert 0 < pause <= 60
+    alice = [c.method for c in fake_tg.calls if c.params.get("chat_id") == ALICE]
+    assert alice == ["editMessageText", "sendMessage"]  # … others go on: the card, the alert
+
+
+async def test_an_alert_too_long_for_a_message_arrives_as_a_file(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    await send_html(bot, ALICE, None, "<b>head</b>\n" + "y" * 5000, filename="SHOP-1.txt")
+    name, content = fake_tg.last("sendDocument").files["document"]
+    assert name == "SHOP-1.txt"
+    assert content == ("head\n" + "y" * 5000).encode()
+    await send_html(bot, ALICE, None, "\n".join(f"<i>{n}</i> " + "z" * 99 for n in range(60)))
+    assert len(fake_tg.sent("sendMessage")) == 2  # 6,000 characters in lines: split in two
