@@ -121,8 +121,8 @@ async def overview(pool: Pool, now: datetime | None = None) -> Overview:
         tasks = TaskRepo(conn)
         counts = await tasks.counts(midnight)
         paused = await WorkerStateRepo(conn).paused()
-        running = [t for s in sorted(ACTIVE) for t in await tasks.page(status=s, limit=10)]
-    return Overview(counts, paused, sorted(running, key=lambda t: t.id)[:10])
+        running = await tasks.page(statuses=ACTIVE, limit=10)
+    return Overview(counts, paused, running[::-1])
 
 
 async def card_text(pool: Pool, task: Task) -> str:

@@ -286,8 +286,8 @@ def status(counts: TaskCounts, paused: bool, running: Sequence[Task]) -> str:
     lines = [
         "⏸ <b>Paused</b>: no new tasks start until /resume" if paused else "▶️ <b>Running</b>",
         f"Active: {counts.active} · Queued: {counts.queued} · Awaiting you: {counts.awaiting}",
-        f"Today: ✅ {counts.done} done · ❌ {counts.failed} failed · ⛔ {counts.blocked} blocked"
-        f" · {money(counts.cost)}",
+        f"Today (UTC): ✅ {counts.done} done · ❌ {counts.failed} failed · "
+        f"⛔ {counts.blocked} blocked · {money(counts.cost)}",
     ]
     if running:
         lines.append("")
@@ -344,10 +344,6 @@ def new_summary(data: dict[str, str], budget: Decimal | None) -> str:
         f"Mode: {esc(data['mode'])} · Flow: {esc(data['flow'])} · Budget: "
         f"{money(budget) if budget else 'default'}"
     )
-
-
-def created(task: Task) -> str:
-    return f"{ICONS[task.status]} <b>{esc(task.key)}</b> queued: {esc(clip(task.title, 200))}"
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -92,7 +93,7 @@ _MOVE = """
 _PAGE = """
     SELECT *
       FROM tasks
-     WHERE ($1::text IS NULL OR status = $1)
+     WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
        AND ($2::bigint IS NULL OR id < $2)
      ORDER BY id DESC
      LIMIT $3
@@ -250,10 +251,16 @@ class TaskRepo:
         return [Task.from_record(r) for r in rows]
 
     async def page(
-        self, *, status: TaskStatus | None = None, before_id: int | None = None, limit: int = 10
+        self,
+        *,
+        statuses: Collection[TaskStatus] | None = None,
+        before_id: int | None = None,
+        limit: int = 10,
     ) -> list[Task]:
-        """Newest first, keyset-paged: the next page starts below the last id shown."""
-        rows = await self._db.fetch(_PAGE, status, before_id, limit)
+        """Newest first (of any of `statuses`, or all), keyset-paged: the next page starts
+        below the last id shown."""
+        wanted = None if statuses is None else [s.value for s in statuses]
+        rows = await self._db.fetch(_PAGE, wanted, before_id, limit)
         return [Task.from_record(r) for r in rows]
 
     async def counts(self, since: datetime) -> TaskCounts:

@@ -65,7 +65,8 @@ async def _send_patches(message: Message, deps: BotDeps, task: Task) -> None:
 
 async def _page(deps: BotDeps, status: str, before: int | None) -> tuple[str, keyboards.Markup]:
     parsed = _status(status)
-    tasks = await TaskRepo(deps.pool).page(status=parsed, before_id=before, limit=PAGE_SIZE + 1)
+    statuses = None if parsed is None else [parsed]
+    tasks = await TaskRepo(deps.pool).page(statuses=statuses, before_id=before, limit=PAGE_SIZE + 1)
     shown = tasks[:PAGE_SIZE]
     text = texts.task_list(shown, status or None)
     return text, keyboards.task_page(shown, status, has_more=len(tasks) > PAGE_SIZE)
