@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     PLAN_PENDING = "plan_pending"
     PLAN_APPROVED = "plan_approved"
     PLAN_REJECTED = "plan_rejected"
+    PLAN_REMINDER = "plan_reminder"  # a plan still waits for a decision
     AGENT_STARTED = "agent_started"
     AGENT_FINISHED = "agent_finished"
     VERIFY_STARTED = "verify_started"

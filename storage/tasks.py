@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 import asyncpg
 
@@ -86,7 +87,8 @@ _MOVE = """
            updated_at = now(),
            started_at = CASE WHEN $2 = 'preparing' THEN coalesce(started_at, now())
                              ELSE started_at END,
-           finished_at = CASE WHEN $2 = ANY($5::text[]) THEN now() ELSE NULL END
+           finished_at = CASE WHEN $2 = ANY($5::text[]) THEN now() ELSE NULL END,
+           awaiting_since = CASE WHEN $2 = 'awaiting_approval' THEN now() ELSE NULL END
      WHERE id = $1 AND status = ANY($3::text[])
     RETURNING *
 """
@@ -109,6 +111,26 @@ _REQUEST_CANCEL = """
         RETURNING *
     )
     SELECT marked.*, pg_notify('task_cancel', marked.id::text) FROM marked
+"""
+_SET_PLAN = """
+    UPDATE tasks
+       SET plan = $2::jsonb, plan_round = plan_round + 1, plan_feedback = NULL,
+           plan_approved_at = NULL, plan_rejected_at = NULL, plan_decided_by = NULL,
+           updated_at = now()
+     WHERE id = $1
+    RETURNING *
+"""
+# A decision counts only for the round it was shown for, and only once.
+_DECIDE_PLAN = """
+    UPDATE tasks
+       SET plan_approved_at = CASE WHEN $3 = 'approve' THEN now() END,
+           plan_rejected_at = CASE WHEN $3 = 'reject' THEN now() END,
+           plan_feedback = CASE WHEN $3 = 'revise' THEN $5 END,
+           plan_decided_by = $4,
+           updated_at = now()
+     WHERE id = $1 AND plan_round = $2 AND status = 'awaiting_approval'
+       AND plan_approved_at IS NULL AND plan_rejected_at IS NULL AND plan_decided_by IS NULL
+    RETURNING *
 """
 _SET_MESSAGE = "UPDATE tasks SET message_id = $2, updated_at = now() WHERE id = $1"
 _CLEAR_CANCEL = """
@@ -170,6 +192,13 @@ class Task:
     chat_id: int | None
     thread_id: int | None
     message_id: int | None
+    plan: dict[str, Any] | None
+    plan_round: int
+    plan_feedback: str | None
+    plan_approved_at: datetime | None
+    plan_rejected_at: datetime | None
+    plan_decided_by: str | None
+    awaiting_since: datetime | None
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
     created_by: str
@@ -182,6 +211,7 @@ class Task:
     def from_record(cls, r: asyncpg.Record) -> Self:
         values = {f.name: r[f.name] for f in fields(cls)}
         values["status"] = TaskStatus(r["status"])
+        values["plan"] = None if r["plan"] is None else json.loads(r["plan"])
         return cls(**values)
 
 
@@ -279,6 +309,21 @@ class TaskRepo:
     async def clear_cancel(self, task_id: int) -> None:
         """A cancelled task queued again must not be cancelled by the old request."""
         await self._db.execute(_CLEAR_CANCEL, task_id)
+
+    async def set_plan(self, task_id: int, plan: dict[str, Any]) -> Task:
+        """A new plan (round + 1) awaiting a decision; an earlier decision is forgotten."""
+        row = await self._db.fetchrow(_SET_PLAN, task_id, json.dumps(plan))
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
+
+    async def decide_plan(
+        self, task_id: int, plan_round: int, decision: str, by: str, feedback: str | None = None
+    ) -> Task | None:
+        """Record approve/reject/revise for `plan_round`; None if that round is already
+        decided or no longer shown (a double click, a stale button)."""
+        row = await self._db.fetchrow(_DECIDE_PLAN, task_id, plan_round, decision, by, feedback)
+        return None if row is None else Task.from_record(row)
 
     async def set_message(self, task_id: int, message_id: int) -> None:
         await self._db.execute(_SET_MESSAGE, task_id, message_id)
