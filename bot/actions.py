@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot import texts
+from bot.callbacks import PlanDecision
 from bot.deps import Operator, Pool
 from storage.artifacts import ArtifactRepo
 from storage.db import Executor
@@ -100,6 +101,36 @@ async def retry(pool: Pool, task_id: int, op: Operator, via: str) -> Task:
             raise UserError(texts.cannot(task, "retried"))
         await _record(conn, task, op, "retry", via)
         return await queue_task(conn, task)
+
+
+async def decide_plan(
+    pool: Pool, task_id: int, plan_round: int, decision: PlanDecision, op: Operator, *,
+    feedback: str | None = None,
+) -> Task:  # fmt: skip
+    """Approve (queue the implement job), revise (plan again, with `feedback`) or reject
+    (blocked) the plan of `plan_round`, once; a stale or repeated decision changes nothing."""
+    async with pool.acquire() as conn, conn.transaction():
+        tasks = TaskRepo(conn)
+        task = await tasks.by_id(task_id)
+        if (
+            decision == "approve"
+            and task.plan_round == plan_round
+            and not (task.plan and task.plan.get("ok"))
+        ):
+            raise UserError(texts.PLAN_UNREADABLE)
+        decided = await tasks.decide_plan(task_id, plan_round, decision, op.label, feedback)
+        if decided is None:
+            raise UserError(texts.PLAN_STALE)
+        await _record(conn, decided, op, f"plan_{decision}", "button")
+        events = TaskEventRepo(conn)
+        by = {"round": plan_round, "by": op.label}
+        if decision == "reject":
+            await events.add(task_id, EventKind.PLAN_REJECTED, by)
+            return await record_move(conn, decided, TaskStatus.BLOCKED,
+                                     reason=f"plan rejected by {op.label}")  # fmt: skip
+        if decision == "approve":
+            await events.add(task_id, EventKind.PLAN_APPROVED, by)
+        return await queue_task(conn, decided)
 
 
 async def set_paused(pool: Pool, paused: bool, op: Operator) -> None:

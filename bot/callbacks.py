@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 
 TaskVerb = Literal["cancel", "retry", "log", "patches", "refresh"]
 NewField = Literal["repo", "mode", "flow", "budget", "confirm"]
+PlanDecision = Literal["approve", "revise", "reject"]
 
 
 class TaskAction(CallbackData, prefix="t"):
@@ -31,3 +32,11 @@ class NewStep(CallbackData, prefix="n"):
 
     field: NewField
     value: str
+
+
+class PlanAction(CallbackData, prefix="p"):
+    """A decision on one round of a task's plan; a stale round changes nothing."""
+
+    action: PlanDecision
+    task_id: int
+    round: int

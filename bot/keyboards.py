@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callbacks import NewField, NewStep, TaskAction, TaskOpen, TaskPage, TaskVerb
+from bot.callbacks import (
+    NewField,
+    NewStep,
+    PlanAction,
+    PlanDecision,
+    TaskAction,
+    TaskOpen,
+    TaskPage,
+    TaskVerb,
+)
 from storage.repos import Repo
 from storage.tasks import ACTIVE, TERMINAL, Task, TaskStatus
 
@@ -95,3 +104,16 @@ def confirm() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[[_step("✅ Create", "confirm", "yes"), _step("✖ Cancel", "confirm", "no")]]
     )
+
+
+def plan_review(task: Task) -> InlineKeyboardMarkup:
+    """Approve / Revise / Reject; a plan that could not be read offers Re-plan instead."""
+
+    def button(text: str, action: PlanDecision) -> Button:
+        data = PlanAction(action=action, task_id=task.id, round=task.plan_round).pack()
+        return Button(text=text, callback_data=data)
+
+    readable = bool(task.plan and task.plan.get("ok"))
+    first = [button("✅ Approve", "approve"), button("✏️ Revise", "revise")] if readable else [
+        button("🔁 Re-plan", "revise")]  # fmt: skip
+    return InlineKeyboardMarkup(inline_keyboard=[first, [button("⛔ Reject", "reject")]])

@@ -38,7 +38,7 @@ from bot.settings import BotSettings
 from storage.artifacts import ArtifactRepo
 from storage.errors import NotFound
 from storage.notifications import NoticeKind, Notification, NotificationRepo
-from storage.task_events import CHANNEL, TaskEventRepo
+from storage.task_events import CHANNEL, EventKind, TaskEventRepo
 from storage.tasks import Task, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -209,14 +209,15 @@ class Outbox:
         event = await TaskEventRepo(self._pool).by_id(int(row.payload["event_id"]))
         if event is None:
             return False
-        await send_html(
-            self._bot,
-            row.chat_id,
-            row.thread_id,
-            texts.alert(task, event),
-            reply_markup=keyboards.task_card(task),
-            filename=f"{task.key}.txt",
-        )
+        match event.kind:
+            case EventKind.PLAN_PENDING:
+                text, markup = texts.plan_message(task), keyboards.plan_review(task)
+            case EventKind.PLAN_REMINDER:
+                text, markup = texts.plan_reminder(task), keyboards.plan_review(task)
+            case _:
+                text, markup = texts.alert(task, event), keyboards.task_card(task)
+        await send_html(self._bot, row.chat_id, row.thread_id, text, reply_markup=markup,
+                        filename=f"{task.key}.txt")  # fmt: skip
         return True
 
     async def _mbox(self, row: Notification, task: Task) -> bool:
