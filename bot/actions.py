@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from bot import texts
 from bot.callbacks import PlanDecision
@@ -131,6 +133,66 @@ async def decide_plan(
         if decision == "approve":
             await events.add(task_id, EventKind.PLAN_APPROVED, by)
         return await queue_task(conn, decided)
+
+
+def extended(task: Task, percent: int) -> dict[str, Any]:
+    """The task's limits raised by `percent` (limits it does not have stay unset)."""
+    factor = Decimal(100 + percent) / 100
+    return {
+        "cost_usd": None if task.max_cost_usd is None else (task.max_cost_usd * factor).quantize(
+            Decimal("0.01")),
+        "wall_seconds": None if task.max_wall_seconds is None else int(task.max_wall_seconds
+                                                                      * factor),
+        "turns": None if task.max_turns is None else int(task.max_turns * factor),
+    }  # fmt: skip
+
+
+async def extend_budget(pool: Pool, task_id: int, percent: int, op: Operator, *,
+                        resume: bool) -> Task:  # fmt: skip
+    """Raise the limits; with `resume`, queue a task the budget blocked (same branch)."""
+    async with pool.acquire() as conn, conn.transaction():
+        tasks = TaskRepo(conn)
+        task = await tasks.by_id(task_id)
+        if task.status in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED):
+            raise UserError(texts.cannot(task, "given more budget"))
+        if resume and task.status is not TaskStatus.BLOCKED:
+            raise UserError(texts.cannot(task, "resumed"))
+        await _record(conn, task, op, f"budget_extend_{percent}", "button")
+        task = await tasks.set_budget(task.id, **extended(task, percent))
+        return await queue_task(conn, task) if resume else task
+
+
+async def set_limit(pool: Pool, task: Task, what: str, value: str, op: Operator) -> Task:
+    """/budget KEY cost 5 | wall 45m | turns 80 (`off` removes the task's own limit)."""
+    limits = {"cost_usd": task.max_cost_usd, "wall_seconds": task.max_wall_seconds,
+              "turns": task.max_turns}  # fmt: skip
+    field = {"cost": "cost_usd", "wall": "wall_seconds", "turns": "turns"}.get(what.lower())
+    if field is None:
+        raise UserError(texts.BUDGET_USAGE)
+    limits[field] = None if value.lower() == "off" else _parse_limit(field, value)
+    async with pool.acquire() as conn, conn.transaction():
+        await _record(conn, task, op, f"budget_set_{what.lower()}", "command")
+        return await TaskRepo(conn).set_budget(task.id, **limits)  # type: ignore[arg-type]
+
+
+LIMIT_CEILINGS = {"cost_usd": 10_000, "wall_seconds": 7 * 86400, "turns": 10_000}
+
+
+def _parse_limit(field: str, value: str) -> Decimal | int:
+    """ "5" or "$5.50" dollars; "900", "45m" or "2h" of wall time; a number of turns."""
+    text = value.strip().lower().lstrip("$")
+    try:
+        if field == "cost_usd":
+            amount: Decimal | int = Decimal(text).quantize(Decimal("0.01"))
+        elif field == "wall_seconds" and text[-1:] in ("s", "m", "h"):
+            amount = int(text[:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
+        else:
+            amount = int(text)
+    except (InvalidOperation, ValueError):
+        raise UserError(texts.BUDGET_USAGE) from None
+    if not 0 < amount <= LIMIT_CEILINGS[field]:
+        raise UserError(texts.BUDGET_USAGE)
+    return amount
 
 
 async def set_paused(pool: Pool, paused: bool, op: Operator) -> None:

@@ -40,3 +40,11 @@ class PlanAction(CallbackData, prefix="p"):
     action: PlanDecision
     task_id: int
     round: int
+
+
+class BudgetAction(CallbackData, prefix="b"):
+    """Raise every limit the task has by `percent`; with `resume`, queue it again too."""
+
+    task_id: int
+    percent: int
+    resume: bool

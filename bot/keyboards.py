@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbacks import (
+    BudgetAction,
     NewField,
     NewStep,
     PlanAction,
@@ -117,3 +118,14 @@ def plan_review(task: Task) -> InlineKeyboardMarkup:
     first = [button("✅ Approve", "approve"), button("✏️ Revise", "revise")] if readable else [
         button("🔁 Re-plan", "revise")]  # fmt: skip
     return InlineKeyboardMarkup(inline_keyboard=[first, [button("⛔ Reject", "reject")]])
+
+
+def budget(task: Task, *, resume: bool) -> InlineKeyboardMarkup:
+    """Extend +50 % / +100 %; for a task the budget stopped, extend & resume, or cancel."""
+    label = "Extend {}% & resume" if resume else "Extend +{}%"
+    extend = [Button(text=label.format(p), callback_data=BudgetAction(
+        task_id=task.id, percent=p, resume=resume).pack()) for p in (50, 100)]  # fmt: skip
+    rows = [extend]
+    if resume:
+        rows.append([_action("🚫 Cancel", "cancel", task)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)

@@ -214,6 +214,10 @@ class Outbox:
                 text, markup = texts.plan_message(task), keyboards.plan_review(task)
             case EventKind.PLAN_REMINDER:
                 text, markup = texts.plan_reminder(task), keyboards.plan_review(task)
+            case EventKind.BUDGET_WARNING:
+                text, markup = texts.alert(task, event), keyboards.budget(task, resume=False)
+            case EventKind.TASK_BLOCKED if "budget_exceeded" in event.payload:
+                text, markup = texts.alert(task, event), keyboards.budget(task, resume=True)
             case _:
                 text, markup = texts.alert(task, event), keyboards.task_card(task)
         await send_html(self._bot, row.chat_id, row.thread_id, text, reply_markup=markup,

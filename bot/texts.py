@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("retry", "Queue a failed task again: /retry KEY"),
     ("log", "The tail of a task's log: /log KEY"),
     ("repos", "Repositories tasks can run in"),
+    ("budget", "A task's cost, time and turn limits: /budget KEY"),
     ("status", "Running, queued, today's results and cost"),
     ("pause", "Stop taking new tasks (running ones finish)"),
     ("resume", "Take new tasks again"),
@@ -175,6 +176,9 @@ def alert(task: Task, event: TaskEvent) -> str:
             body = f"Done. {reason}" if reason else "Done."
         case "task_failed":
             body = f"Failed: {reason}"
+        case "task_blocked" if "budget_exceeded" in p:
+            body = f"Stopped at its budget: {reason}\nThe work so far is on branch " + (
+                f"<code>{esc(task.branch or '?')}</code>; extend to go on from there.")  # fmt: skip
         case "task_blocked":
             body = f"Blocked: {reason}"
         case "task_cancelled":
@@ -183,8 +187,9 @@ def alert(task: Task, event: TaskEvent) -> str:
                 body += f"\nPartial work is on branch <code>{esc(task.branch)}</code>."
         case "plan_pending":
             body = "A plan is waiting for your review."
-        case "budget_exceeded":
-            body = f"Budget exceeded. {reason}"
+        case "budget_warning":
+            body = f"80% of its {esc(p.get('limit', 'budget'))} limit is used.\n" + budget(
+                task).split("\n", 1)[1]  # fmt: skip
         case "preflight_failed":
             body = f"Pre-PR check failed. {reason}"
         case _:
@@ -236,6 +241,38 @@ def plan_decided(task: Task, decision: str, by: str) -> str:
     """Appended to the plan message once decided (its buttons go)."""
     mark = {"approve": "✅ Approved", "reject": "⛔ Rejected", "revise": "✏️ Sent back"}[decision]
     return f"{mark} by {esc(by)}."
+
+
+BUDGET_USAGE = (
+    "Usage: <code>/budget KEY</code> to see it, or <code>/budget KEY cost 5</code>, "
+    "<code>/budget KEY wall 45m</code>, <code>/budget KEY turns 80</code> "
+    "(<code>off</code> removes the task's own limit)."
+)
+
+
+def _limit(name: str, spent: str, limit: str | None) -> str:
+    return f"{name}: {spent} of {limit}" if limit else f"{name}: {spent} (no limit of its own)"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}m {int(seconds) % 60:02d}s"
+
+
+def budget(task: Task) -> str:
+    """Spent against limits."""
+    cost = money(task.max_cost_usd) if task.max_cost_usd else None
+    wall = _minutes(task.max_wall_seconds) if task.max_wall_seconds else None
+    turns = str(task.max_turns) if task.max_turns else None
+    return "\n".join([
+        f"💰 <b>{esc(task.key)}</b> {esc(clip(task.title, 200))}",
+        _limit("Cost", money(task.spent_cost_usd), cost),
+        _limit("Wall time", _minutes(task.spent_wall_seconds), wall),
+        _limit("Turns", str(task.spent_turns), turns),
+    ])  # fmt: skip
+
+
+def budget_extended(task: Task) -> str:
+    return f"💰 <b>{esc(task.key)}</b>: limits raised.\n" + budget(task).split("\n", 1)[1]
 
 
 PLAN_STALE = "This plan was already decided, or a newer one replaced it."

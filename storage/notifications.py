@@ -38,14 +38,14 @@ FOR_EVENT: dict[str, tuple[NoticeKind, ...]] = {
     "verify_failed": _CARD,
     "retry_scheduled": _CARD,
     "rate_limit_backoff": _CARD,
-    "budget_warning": _CARD,
+    "budget_warning": _LOUD,  # with Extend buttons
     "patches_generated": _CARD,
     "pr_opened": _CARD,
     "plan_pending": _LOUD,
     "plan_reminder": (NoticeKind.ALERT,),
     "plan_approved": _CARD,
     "plan_rejected": _CARD,
-    "budget_exceeded": _LOUD,
+    "budget_exceeded": _CARD,  # the task_blocked that follows carries the Extend & resume
     "preflight_failed": _LOUD,
     "task_done": (*_LOUD, NoticeKind.MBOX),
     "task_failed": _LOUD,

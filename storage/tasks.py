@@ -132,6 +132,12 @@ _DECIDE_PLAN = """
        AND plan_approved_at IS NULL AND plan_rejected_at IS NULL AND plan_decided_by IS NULL
     RETURNING *
 """
+_SET_BUDGET = """
+    UPDATE tasks
+       SET max_cost_usd = $2, max_wall_seconds = $3, max_turns = $4, updated_at = now()
+     WHERE id = $1
+    RETURNING *
+"""
 _SET_MESSAGE = "UPDATE tasks SET message_id = $2, updated_at = now() WHERE id = $1"
 _CLEAR_CANCEL = """
     UPDATE tasks SET cancel_requested_at = NULL, cancel_requested_by = NULL WHERE id = $1
@@ -324,6 +330,17 @@ class TaskRepo:
         decided or no longer shown (a double click, a stale button)."""
         row = await self._db.fetchrow(_DECIDE_PLAN, task_id, plan_round, decision, by, feedback)
         return None if row is None else Task.from_record(row)
+
+    async def set_budget(
+        self, task_id: int, *, cost_usd: Decimal | None, wall_seconds: int | None,
+        turns: int | None,
+    ) -> Task:  # fmt: skip
+        """Replace the task's limits (None: no limit of its own; defaults apply)."""
+        with translate_errors():
+            row = await self._db.fetchrow(_SET_BUDGET, task_id, cost_usd, wall_seconds, turns)
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
 
     async def set_message(self, task_id: int, message_id: int) -> None:
         await self._db.execute(_SET_MESSAGE, task_id, message_id)
