@@ -19,6 +19,7 @@ from bot import actions, keyboards, texts
 from bot.actions import UserError
 from bot.callbacks import NewStep
 from bot.deps import BotDeps, Operator
+from bot.replies import not_modified_is_fine
 from storage.repos import Repo, RepoRepo
 from storage.tasks import NewTask
 
@@ -74,11 +75,9 @@ async def _create(card: Message, deps: BotDeps, operator: Operator, data: dict[s
         message_id=card.message_id,
     )
     task = await actions.create(deps.pool, new)
-    await card.edit_text(
-        await actions.card_text(deps.pool, task),
-        parse_mode=HTML,
-        reply_markup=keyboards.task_card(task),
-    )
+    text = await actions.card_text(deps.pool, task)
+    with not_modified_is_fine():  # the outbox may have shown the card already
+        await card.edit_text(text, parse_mode=HTML, reply_markup=keyboards.task_card(task))
 
 
 # -- one line: /new REPO title, description on the next lines --------------------------------
