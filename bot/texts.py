@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from bot.mbox import MboxStats
 from storage.repos import Repo
@@ -97,36 +98,34 @@ HELP = (
 # -- tasks ---------------------------------------------------------------------------------
 
 
+_EVENT_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "status_changed": lambda p: f"status {p.get('from', '?')} → {p.get('to', '?')}"
+    + (f": {p['reason']}" if p.get("reason") else ""),
+    "agent_started": lambda p: f"{_run_name(p)} started ({p.get('backend', '?')})",
+    "agent_finished": lambda p: f"{_run_name(p)} " + (
+        "finished" if p.get("ok") else f"ended with {p.get('error_kind') or 'an error'}"),
+    "plan_pending": lambda p: f"plan round {p.get('round', '?')} waits for your decision",
+    "verify_started": lambda p: "checking: " + (", ".join(p.get("steps") or []) or "no steps"),
+    "verify_passed": lambda p: "checks passed" + (" (skipped)" if p.get("skipped") else ""),
+    "verify_failed": lambda p: f"check {p.get('step', '?')} failed (exit {p.get('exit_code')})",
+    "retry_scheduled": lambda p: f"retrying: attempt {p.get('attempt', '?')}",
+    "patches_generated": lambda p: f"{p.get('commits', 0)} commit(s) ready as patches",
+    "workspace_ready": lambda p: f"workspace ready on {p.get('branch', '?')}",
+}  # fmt: skip
+
+
 def describe_event(event: TaskEvent | None) -> str:
     """One plain-text line about an event, for cards."""
     if event is None:
         return "no events yet"
-    p = event.payload
-    match event.kind.value:
-        case "status_changed":
-            text = f"status {p.get('from', '?')} → {p.get('to', '?')}"
-            if p.get("reason"):
-                text += f": {p['reason']}"
-        case "agent_started":
-            text = f"agent attempt {p.get('attempt', '?')} started ({p.get('backend', '?')})"
-        case "agent_finished":
-            ok = "finished" if p.get("ok") else f"ended with {p.get('error_kind') or 'an error'}"
-            text = f"agent attempt {p.get('attempt', '?')} {ok}"
-        case "verify_started":
-            text = "checking: " + (", ".join(p.get("steps") or []) or "no steps")
-        case "verify_passed":
-            text = "checks passed" + (" (skipped)" if p.get("skipped") else "")
-        case "verify_failed":
-            text = f"check {p.get('step', '?')} failed (exit {p.get('exit_code')})"
-        case "retry_scheduled":
-            text = f"retrying: attempt {p.get('attempt', '?')}"
-        case "patches_generated":
-            text = f"{p.get('commits', 0)} commit(s) ready as patches"
-        case "workspace_ready":
-            text = f"workspace ready on {p.get('branch', '?')}"
-        case _:
-            text = event.kind.value.replace("_", " ")
-    return clip(text, 300)
+    line = _EVENT_LINES.get(event.kind.value)
+    return clip(line(event.payload) if line else event.kind.value.replace("_", " "), 300)
+
+
+def _run_name(p: dict[str, Any]) -> str:
+    if p.get("phase") == "plan":
+        return f"planning (round {p.get('attempt', '?')})"
+    return f"agent attempt {p.get('attempt', '?')}"
 
 
 def card(task: Task, repo: Repo, last: TaskEvent | None, attempts: int) -> str:

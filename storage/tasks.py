@@ -73,6 +73,7 @@ _INSERT = """
 """
 _BY_KEY = "SELECT * FROM tasks WHERE key = $1"
 _BY_ID = "SELECT * FROM tasks WHERE id = $1"
+_LOCK = "SELECT * FROM tasks WHERE id = $1 FOR UPDATE"
 _LIST = """
     SELECT *
       FROM tasks
@@ -278,6 +279,14 @@ class TaskRepo:
 
     async def by_id(self, task_id: int) -> Task:
         row = await self._db.fetchrow(_BY_ID, task_id)
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
+
+    async def lock(self, task_id: int) -> Task:
+        """The task, its row locked until the caller's transaction ends: a decision or a move
+        made meanwhile by someone else waits, then sees what this transaction did."""
+        row = await self._db.fetchrow(_LOCK, task_id)
         if row is None:
             raise NotFound("task", task_id)
         return Task.from_record(row)

@@ -1,7 +1,10 @@
-"""PgQueuer wiring: one consumer that runs `run_task` jobs, with a concurrency limit.
+"""PgQueuer wiring: one consumer that runs `run_task` jobs, with a concurrency limit, and
+the plan gate's scheduled `plan_reminder` / `plan_expiry` jobs, limited on their own (they
+are quick and never take a task slot, nor wait for one).
 
-The consumer takes no new job while the worker is paused; cancel requests reach the jobs
-through the same WorkerControl (worker/control.py).
+The consumer takes no new job while the worker is paused (plan reminders and expiries wait
+too, and run once it resumes); cancel requests reach the jobs through the same
+WorkerControl (worker/control.py).
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job
 
 from storage.db import create_pool
-from worker import jobs
+from worker import jobs, planning
 from worker.agents.registry import backend_factory
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
-from worker.payloads import RunTaskPayload
+from worker.payloads import PlanExpiryPayload, PlanReminderPayload, RunTaskPayload
 from worker.settings import ClaudeSettings, WorkerSettings
 from worker.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+PLAN_JOBS_CONCURRENCY = 2  # per entrypoint, across all workers
 
 
 @dataclasses.dataclass
@@ -69,6 +74,18 @@ def register(queue_manager: QueueManager, deps: WorkerDeps) -> None:
         except Exception as exc:
             log.exception("task crashed", extra={"task_id": payload.task_id})
             await jobs.fail_crashed(payload.task_id, deps, f"{type(exc).__name__}: {exc}")
+
+    @queue_manager.entrypoint(
+        PlanReminderPayload.ENTRYPOINT, concurrency_limit=PLAN_JOBS_CONCURRENCY, on_failure="hold"
+    )
+    async def plan_reminder(job: Job) -> None:
+        await planning.remind(PlanReminderPayload.model_validate_json(job.payload or b""), deps)
+
+    @queue_manager.entrypoint(
+        PlanExpiryPayload.ENTRYPOINT, concurrency_limit=PLAN_JOBS_CONCURRENCY, on_failure="hold"
+    )
+    async def plan_expiry(job: Job) -> None:
+        await planning.expire(PlanExpiryPayload.model_validate_json(job.payload or b""), deps)
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ class TaskJournal:
         self._pool = pool
         self.task = task
 
-    async def event(self, kind: EventKind, **payload: Any) -> None:
+    async def event(self, kind: EventKind, /, **payload: Any) -> None:
         await TaskEventRepo(self._pool).add(self.task.id, kind, payload)
         log.info("task event", extra={"task_key": self.task.key, "event": kind.value})
 

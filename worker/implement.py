@@ -1,25 +1,30 @@
 """The implement stage: agent attempts, each followed by the checks, until they pass.
 
 After a failed attempt the agent gets the failure (the tail of the failed check, or why its
-run ended) and tries again, resuming its session when the backend has one.
+run ended) and tries again, resuming its session when the backend has one. An interactive
+task implements its approved plan: the plan is in the prompt as a binding contract, and a
+change that passes the checks must also stay inside the plan's files (worker/scope.py).
+Outside them once, the agent is sent back to revert; twice, the task is blocked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from storage.repos import Repo
 from storage.task_events import EventKind
-from storage.task_runs import RunOutcome, TaskRunRepo
-from storage.tasks import TaskRepo, TaskStatus
+from storage.task_runs import TaskRunRepo
+from storage.tasks import Task, TaskStatus
 from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
 from worker.agents.registry import UnknownBackend
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
+from worker.plan import Plan, plan_from_json
 from worker.processes import tail
 from worker.prompts import feedback_prompt, task_prompt, verify_commands
+from worker.runs import deadline_seconds, finish_run, start_run
+from worker.scope import changed_files, outside_plan, scope_feedback
 from worker.verify import VerifyStep, run_verify
 from worker.workspace import Worktree
 
@@ -32,6 +37,7 @@ FEEDBACK_LIMIT = 6000  # characters of failure output handed back to the agent
 class Verdict:
     passed: bool
     reason: str = ""
+    blocked: bool = False  # not failed but blocked: the work is kept and delivered as patches
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class Step:
     verdict: Verdict | None
     feedback: str = ""
     reason: str = ""
+    out_of_scope: tuple[str, ...] = ()  # files changed outside the approved plan
 
 
 async def implement(
@@ -68,6 +75,8 @@ class _Attempts:
         self.home = deps.agent_homes / self.task.key
         self.steps = [VerifyStep(name, command) for name, command in verify_commands(repo)]
         self.runs = TaskRunRepo(deps.pool)
+        self.contract = contract_of(self.task)
+        self.scope_strikes = 0
 
     async def run(self) -> Verdict:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -82,14 +91,33 @@ class _Attempts:
             step = await self._judge(result, attempt, run_id)
             if step.verdict is not None:
                 return step.verdict
+            if step.out_of_scope:
+                last = n == self.repo.max_attempts
+                verdict = await self._out_of_scope(step, attempt, last_attempt=last)
+                if verdict is not None:
+                    return verdict
             feedback, reason = step.feedback, step.reason
             if n < self.repo.max_attempts:
                 await self.journal.event(EventKind.RETRY_SCHEDULED, attempt=attempt + 1,
                                          reason=reason)  # fmt: skip
         return Verdict(passed=False, reason=f"{reason} (after {self.repo.max_attempts} attempt(s))")
 
+    async def _out_of_scope(
+        self, step: Step, attempt: int, *, last_attempt: bool
+    ) -> Verdict | None:
+        """The first time, send the agent back (if an attempt is left); else block the task."""
+        if self.scope_strikes > 1:
+            return Verdict(False, f"{step.reason}, again after being sent back", blocked=True)
+        if last_attempt:
+            return Verdict(False, f"{step.reason}, with no attempt left to revert them",
+                           blocked=True)  # fmt: skip
+        await self.journal.event(EventKind.PREFLIGHT_FAILED, kind="scope",
+                                 files=list(step.out_of_scope), attempt=attempt,
+                                 reason=step.reason)  # fmt: skip
+        return None
+
     def _prompt(self, feedback: str | None, session_id: str | None) -> str:
-        base = task_prompt(self.task, self.repo)
+        base = task_prompt(self.task, self.repo, self.contract)
         if feedback is None:
             return base
         if session_id is not None:  # the agent remembers the task
@@ -102,19 +130,18 @@ class _Attempts:
         if self.journal.task.status is not TaskStatus.RUNNING:
             await self.journal.move(TaskStatus.RUNNING)
         resume = session_id if feedback is not None else None
-        run_id = await self.runs.start(self.task.id, phase="attempt", attempt=attempt,
-                                       backend=self.backend_name, model=self.model)  # fmt: skip
-        await self.journal.event(EventKind.AGENT_STARTED, attempt=attempt,
+        run_id = await start_run(self.journal, self.deps, phase="attempt", attempt=attempt,
                                  backend=self.backend_name, model=self.model,
                                  resumed_session=resume is not None)  # fmt: skip
         request = AgentRequest(
             prompt=self._prompt(feedback, session_id), workdir=self.worktree.path,
-            home=self.home, deadline_seconds=self._deadline(), model=self.model,
+            home=self.home, deadline_seconds=deadline_seconds(self.journal.task, self.deps),
+            model=self.model,
             max_turns=self.task.max_turns or self.deps.settings.default_max_turns,
             resume_session_id=resume,
         )  # fmt: skip
         result = await self.backend.run(request)  # if stopped, jobs keeps what it wrote
-        await self._record(run_id, attempt, result)
+        await finish_run(self.journal, self.deps, run_id, result, phase="attempt", attempt=attempt)
         await self._commit(f"{self.task.key}: {self.task.title}")
         return result, run_id
 
@@ -133,8 +160,28 @@ class _Attempts:
         if self.task.skip_verify or not self.steps:
             await self.journal.event(EventKind.VERIFY_PASSED, attempt=attempt, steps=[],
                                      skipped=True)  # fmt: skip
+            return await self._scope(attempt)
+        step = await self._verify(attempt, run_id)
+        if step.verdict is not None and step.verdict.passed:
+            return await self._scope(attempt)
+        return step
+
+    async def _scope(self, attempt: int) -> Step:
+        """The approved plan's allow-list, checked once the change passes its checks."""
+        if self.contract is None:
             return Step(Verdict(passed=True))
-        return await self._verify(attempt, run_id)
+        base, allowed = self.worktree.base_commit, self.contract.files_to_touch
+        changed = await changed_files(self.worktree.path, base)
+        outside = outside_plan(changed, allowed)
+        if not outside:
+            await self.journal.event(EventKind.PREFLIGHT_PASSED, kind="scope", files=changed,
+                                     attempt=attempt)  # fmt: skip
+            return Step(Verdict(passed=True))
+        self.scope_strikes += 1
+        await self.deps.workspace.discard_changes(self.worktree)  # what the checks left behind
+        feedback = await scope_feedback(self.worktree.path, base, outside, allowed)
+        reason = f"changed files outside the approved plan: {', '.join(outside)}"
+        return Step(None, feedback, reason, out_of_scope=tuple(outside))
 
     async def _verify(self, attempt: int, run_id: int) -> Step:
         await self.journal.move(TaskStatus.VERIFYING)
@@ -159,32 +206,14 @@ class _Attempts:
         return Step(None, tail(result.summary(), FEEDBACK_LIMIT),
                     f"verification failed at step {failed.name}")  # fmt: skip
 
-    def _deadline(self) -> float:
-        deadline = self.deps.settings.agent_timeout_seconds
-        task = self.journal.task
-        if task.max_wall_seconds is not None:
-            deadline = min(deadline, max(1.0, task.max_wall_seconds - task.spent_wall_seconds))
-        return deadline
-
-    async def _record(self, run_id: int, attempt: int, result: AgentResult) -> None:
-        cost = Decimal(str(result.cost_usd)) if result.cost_usd is not None else None
-        kind = result.error_kind.value if result.error_kind else None
-        await self.runs.finish(run_id, RunOutcome(
-            ok=result.ok, exit_code=result.exit_code, session_id=result.session_id,
-            cost_usd=cost, turns=result.turns, duration_seconds=result.duration_seconds,
-            error_class=kind, error_message=result.error_message, output_tail=result.output_tail,
-        ))  # fmt: skip
-        await TaskRepo(self.deps.pool).add_spend(self.task.id, cost_usd=cost or Decimal(0),
-                                                 wall_seconds=result.duration_seconds,
-                                                 turns=result.turns or 0)  # fmt: skip
-        await self.journal.event(
-            EventKind.AGENT_FINISHED, attempt=attempt, ok=result.ok, exit_code=result.exit_code,
-            error_kind=kind, error=result.error_message[:500], cost_usd=result.cost_usd,
-            turns=result.turns, seconds=round(result.duration_seconds, 2),
-            session_id=result.session_id, permission_denials=result.permission_denials[:20],
-        )  # fmt: skip
-
     async def _commit(self, message: str) -> str | None:
         return await self.deps.workspace.commit_all(
             self.worktree, message, self.repo.git_author_name, self.repo.git_author_email
         )
+
+
+def contract_of(task: Task) -> Plan | None:
+    """The approved plan an interactive task implements; None for an autonomous task."""
+    if task.mode != "interactive" or task.plan_approved_at is None:
+        return None
+    return plan_from_json(task.plan)

@@ -1,5 +1,8 @@
 """The worker's job: take one task from queued through the agent attempts to its patches.
 
+An interactive task takes this path only once its plan is approved; before that, the job
+plans (worker/planning.py) and ends with the task awaiting approval.
+
 Two ways out besides the task's own end: a cancel request (the work is stopped, what it made
 so far is kept as patches, the task ends `cancelled`) and the worker stopping (the work is
 stopped, the task goes back to the queue).
@@ -23,6 +26,7 @@ from worker.events import TaskJournal
 from worker.git import GitError
 from worker.implement import implement
 from worker.patches import format_patches
+from worker.planning import needs_plan, plan
 from worker.queue import queue_task
 from worker.workspace import Worktree
 
@@ -72,9 +76,12 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
     await TaskRepo(deps.pool).set_branch(task.id, worktree.branch, worktree.base_commit)
     await journal.event(EventKind.WORKSPACE_READY, branch=worktree.branch,
                         base_commit=worktree.base_commit, resumed=worktree.resumed)  # fmt: skip
+    if needs_plan(journal.task):
+        work = plan(journal, repo, worktree, deps)
+    else:
+        work = _implement_and_deliver(journal, repo, worktree, deps)
     try:
-        if not await _unless_cancelled(_implement_and_deliver(journal, repo, worktree, deps),
-                                       cancel):  # fmt: skip
+        if not await _unless_cancelled(work, cancel):
             await _stop_cancelled(journal, repo, worktree, deps)
     except asyncio.CancelledError:  # the worker is stopping; the task will be requeued
         message = f"{task.key}: work in progress"
@@ -90,6 +97,11 @@ async def _implement_and_deliver(
     journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps
 ) -> None:
     verdict = await implement(journal, repo, worktree, deps)
+    if verdict.blocked:  # the work is kept: on the branch, and as patches
+        commits = await _deliver(journal, worktree, deps)
+        await journal.move(TaskStatus.BLOCKED, reason=verdict.reason, commits=commits,
+                           branch=worktree.branch)  # fmt: skip
+        return
     if not verdict.passed:
         await journal.move(TaskStatus.FAILED, reason=verdict.reason)
         return
@@ -132,7 +144,8 @@ async def _stop_cancelled(
     try:
         message = f"WIP: partial work, {reason}"
         await _commit_agent_work(task.status, repo, worktree, deps, message)
-        if await deps.workspace.commits_since_base(worktree):
+        planning = task.status is TaskStatus.PLANNING  # a plan is no work to keep
+        if not planning and await deps.workspace.commits_since_base(worktree):
             commits = await _deliver(journal, worktree, deps)
     except GitError as exc:
         log.warning("partial work not saved", extra={"task_key": task.key, "error": str(exc)})

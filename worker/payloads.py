@@ -17,3 +17,19 @@ class RunTaskPayload(Payload):
 
     ENTRYPOINT = "run_task"
     task_id: int
+
+
+class PlanReminderPayload(Payload):
+    """Remind the chat that plan round `round` of a task still waits for a decision."""
+
+    ENTRYPOINT = "plan_reminder"
+    task_id: int
+    round: int
+
+
+class PlanExpiryPayload(Payload):
+    """Block the task if plan round `round` is still undecided."""
+
+    ENTRYPOINT = "plan_expiry"
+    task_id: int
+    round: int

@@ -26,6 +26,11 @@ class WorkerSettings(BaseSettings):
     # Cancel requests and the paused switch arrive by NOTIFY; they are also read this often,
     # in case a NOTIFY was missed.
     recheck_seconds: float = Field(default=3, gt=0)
+    # The plan gate (interactive tasks): the planning run's --max-turns, then how long a plan
+    # waits for a decision before a reminder, and before the task is blocked. 0: never.
+    plan_max_turns: int = Field(default=15, ge=1)
+    plan_remind_after_seconds: float = Field(default=3600, ge=0)
+    plan_expire_after_seconds: float = Field(default=86400, ge=0)
 
 
 class ClaudeSettings(BaseSettings):

@@ -199,10 +199,10 @@ class Workspace:
         )
         return result.text.split()
 
-    async def discard_changes(self, worktree: Worktree) -> None:
+    async def discard_changes(self, worktree: Worktree, to: str = "HEAD") -> None:
         """Drop uncommitted edits and untracked files (what a verifier run left behind);
-        ignored files such as build caches stay."""
-        await run_git("reset", "--hard", "--quiet", "HEAD", cwd=worktree.path)
+        ignored files such as build caches stay. With `to`, commits made after it go too."""
+        await run_git("reset", "--hard", "--quiet", to, cwd=worktree.path)
         await run_git("clean", "-fd", "--quiet", cwd=worktree.path)
 
     async def head(self, worktree: Worktree) -> str:

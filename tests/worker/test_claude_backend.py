@@ -51,6 +51,18 @@ def test_argv_with_every_option(tmp_path: Path) -> None:
     assert "--dangerously-skip-permissions" not in argv
 
 
+def test_read_only_runs_in_plan_mode_with_reading_tools_only(tmp_path: Path) -> None:
+    backend = ClaudeBackend(allowed_tools=["Read", "Edit", "Bash(npm:*)"])
+    argv = backend.build_argv(make_request(tmp_path, read_only=True, max_turns=15))
+    assert argv[argv.index("--permission-mode") + 1] == "plan"
+    assert argv.count("--permission-mode") == 1
+    assert argv[argv.index("--allowedTools") + 1] == "Read,Glob,Grep,LS"
+    assert argv.count("--allowedTools") == 1  # the repo's tools are not offered
+    denied = argv[argv.index("--disallowedTools") + 1].split(",")
+    assert {"Edit", "Write", "NotebookEdit", "ExitPlanMode"} <= set(denied)
+    assert argv[argv.index("--max-turns") + 1] == "15"
+
+
 def test_prompts_that_argv_cannot_carry_go_through_stdin(tmp_path: Path) -> None:
     for prompt in ("--help is broken, fix it", "x" * 200_000):
         assert prompt_on_stdin(prompt)

@@ -115,6 +115,16 @@ def test_placeholders_are_filled_in_one_pass(tmp_path: Path) -> None:
     ]
 
 
+def test_phase_is_a_placeholder_and_in_the_environment(tmp_path: Path) -> None:
+    backend = CommandBackend(["agent", "--phase={phase}", "{prompt}"])
+    planning = make_request(tmp_path, prompt="say {phase}", read_only=True)
+    assert backend.build_argv(planning) == ["agent", "--phase=plan", "say {phase}"]
+    assert backend.build_env(planning)["DEVSERVER_PHASE"] == "plan"
+    implementing = make_request(tmp_path)
+    assert backend.build_argv(implementing)[1] == "--phase=implement"
+    assert backend.build_env(implementing)["DEVSERVER_PHASE"] == "implement"
+
+
 def test_from_string_splits_like_a_shell_without_running_one(tmp_path: Path) -> None:
     backend = CommandBackend.from_string("'/opt/my agent/run' --prompt {prompt} --cwd={workdir}")
     request = make_request(tmp_path, prompt="a; b $(c)")

@@ -33,6 +33,12 @@ class AgentRequest:
     model: str | None = None
     resume_session_id: str | None = None  # continue an earlier session (retry with feedback)
     max_budget_usd: float | None = None
+    # The plan phase: look, don't touch. Backends restrict the agent's tools where they can.
+    read_only: bool = False
+
+    @property
+    def phase(self) -> str:
+        return "plan" if self.read_only else "implement"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,10 @@ from worker.processes import join_output, tail
 log = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_TOOLS = ("Read", "Edit", "Write", "Glob", "Grep", "Bash(git:*)")
+# The plan phase (`--permission-mode plan`): reading tools only. ExitPlanMode is refused too:
+# headless, it can only be denied, and the plan must come back as the final text instead.
+READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "LS")
+READ_ONLY_DENIED_TOOLS = ("Edit", "Write", "NotebookEdit", "ExitPlanMode")
 OUTPUT_TAIL_CHARS = 4000
 TEXT_CHARS = 20_000
 MESSAGE_CHARS = 2000
@@ -75,6 +79,10 @@ class ClaudeBackend:
             argv += ["--resume", request.resume_session_id]
         if request.max_budget_usd is not None:
             argv += ["--max-budget-usd", _format_usd(request.max_budget_usd)]
+        if request.read_only:
+            argv += ["--permission-mode", "plan", "--allowedTools", ",".join(READ_ONLY_TOOLS),
+                     "--disallowedTools", ",".join(READ_ONLY_DENIED_TOOLS)]  # fmt: skip
+            return argv
         argv += ["--permission-mode", self._permission_mode]
         if self._allowed_tools:
             argv += ["--allowedTools", ",".join(self._allowed_tools)]

@@ -1,5 +1,9 @@
 """Any program as an agent: an argv template filled with the prompt, run without a shell.
 
+Placeholders: {prompt}, {workdir}, {session} (the session to resume, or empty) and {phase}
+("plan" or "implement"; also in the environment as DEVSERVER_PHASE). In the plan phase the
+program should only read: whatever it changes in the worktree is thrown away.
+
 Used for scripted agents in tests and for CLIs without a dedicated backend. The program may
 report its session, cost and turns by printing, as the last line of its stdout, a JSON
 object with any of `session_id`, `cost_usd` / `total_cost_usd` and `num_turns`.
@@ -26,11 +30,11 @@ OUTPUT_TAIL_CHARS = 4000
 TEXT_CHARS = 20_000
 MESSAGE_CHARS = 2000
 # One pass over each element, so a prompt containing "{workdir}" is not substituted again.
-_PLACEHOLDER = re.compile(r"\{(prompt|workdir|session)\}")
+_PLACEHOLDER = re.compile(r"\{(prompt|workdir|session|phase)\}")
 
 
 class CommandBackend:
-    """Runs `argv_template` with {prompt}, {workdir} and {session} filled in."""
+    """Runs `argv_template` with {prompt}, {workdir}, {session} and {phase} filled in."""
 
     name = "command"
 
@@ -54,6 +58,7 @@ class CommandBackend:
             "prompt": request.prompt,
             "workdir": str(request.workdir),
             "session": request.resume_session_id or "",
+            "phase": request.phase,
         }
         return [
             _PLACEHOLDER.sub(lambda match: values[match.group(1)], element)
@@ -62,6 +67,7 @@ class CommandBackend:
 
     def build_env(self, request: AgentRequest) -> dict[str, str]:
         extra = dict(self._extra_env)
+        extra["DEVSERVER_PHASE"] = request.phase
         if request.max_turns is not None:
             extra["DEVSERVER_MAX_TURNS"] = str(request.max_turns)
         return agent_environment(request.home, extra)

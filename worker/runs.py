@@ -1,0 +1,55 @@
+"""One agent run on the record: its `task_runs` row, the task's spend, and the
+agent_started / agent_finished events. Shared by the plan phase and the implement attempts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from storage.task_events import EventKind
+from storage.task_runs import RunOutcome, TaskRunRepo
+from storage.tasks import Task, TaskRepo
+from worker.agents.base import AgentResult
+from worker.deps import WorkerDeps
+from worker.events import TaskJournal
+
+
+def deadline_seconds(task: Task, deps: WorkerDeps) -> float:
+    """One run's wall-clock limit: the worker's, cut to what is left of the task's budget."""
+    deadline = deps.settings.agent_timeout_seconds
+    if task.max_wall_seconds is not None:
+        deadline = min(deadline, max(1.0, task.max_wall_seconds - task.spent_wall_seconds))
+    return deadline
+
+
+async def start_run(
+    journal: TaskJournal, deps: WorkerDeps, *, phase: str, attempt: int, backend: str,
+    model: str | None, **event: Any,
+) -> int:  # fmt: skip
+    run_id = await TaskRunRepo(deps.pool).start(journal.task.id, phase=phase, attempt=attempt,
+                                                 backend=backend, model=model)  # fmt: skip
+    await journal.event(EventKind.AGENT_STARTED, phase=phase, attempt=attempt, backend=backend,
+                        model=model, **event)  # fmt: skip
+    return run_id
+
+
+async def finish_run(
+    journal: TaskJournal, deps: WorkerDeps, run_id: int, result: AgentResult, *, phase: str,
+    attempt: int,
+) -> None:  # fmt: skip
+    cost = Decimal(str(result.cost_usd)) if result.cost_usd is not None else None
+    kind = result.error_kind.value if result.error_kind else None
+    await TaskRunRepo(deps.pool).finish(run_id, RunOutcome(
+        ok=result.ok, exit_code=result.exit_code, session_id=result.session_id,
+        cost_usd=cost, turns=result.turns, duration_seconds=result.duration_seconds,
+        error_class=kind, error_message=result.error_message, output_tail=result.output_tail,
+    ))  # fmt: skip
+    await TaskRepo(deps.pool).add_spend(journal.task.id, cost_usd=cost or Decimal(0),
+                                        wall_seconds=result.duration_seconds,
+                                        turns=result.turns or 0)  # fmt: skip
+    await journal.event(
+        EventKind.AGENT_FINISHED, phase=phase, attempt=attempt, ok=result.ok,
+        exit_code=result.exit_code, error_kind=kind, error=result.error_message[:500],
+        cost_usd=result.cost_usd, turns=result.turns, seconds=round(result.duration_seconds, 2),
+        session_id=result.session_id, permission_denials=result.permission_denials[:20],
+    )  # fmt: skip
