@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -123,3 +124,23 @@ async def running_worker(
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=20)
+
+
+class Planner:
+    """One planner.py script: what the agent answers and does, and what it was told."""
+
+    def __init__(self, tmp_path: Path, **script: Any) -> None:
+        self.calls_dir = tmp_path / "calls"
+        self.path = tmp_path / "script.json"
+        self.path.write_text(json.dumps({"calls": str(self.calls_dir), **script}))
+
+    @property
+    def command(self) -> str:
+        agent = shlex.quote(str(AGENTS / "planner.py"))
+        return f"{PY} {agent} {{prompt}} {{phase}} {shlex.quote(str(self.path))}"
+
+    def calls(self, phase: str | None = None) -> list[dict[str, Any]]:
+        if not self.calls_dir.exists():
+            return []
+        found = [json.loads(p.read_text()) for p in sorted(self.calls_dir.iterdir())]
+        return [c for c in found if phase is None or c["phase"] == phase]

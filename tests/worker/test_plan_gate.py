@@ -7,7 +7,6 @@ records it (decide_plan, an event, queue_task, in one transaction).
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ from storage.task_runs import TaskRunRepo
 from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
 from tests.gitrepos import apply_mbox, git, make_repo
 from tests.worker.running import (
-    AGENTS,
-    PY,
     SETTINGS,
+    Planner,
     Pool,
     hang_agent,
     running_worker,
@@ -58,26 +56,6 @@ def _fenced(plan: dict[str, Any]) -> str:
 
 
 HELLO = {"write": {"hello.txt": "hello from the agent\n"}}
-
-
-class Planner:
-    """One planner.py script: what the agent answers and does, and what it was told."""
-
-    def __init__(self, tmp_path: Path, **script: Any) -> None:
-        self.calls_dir = tmp_path / "calls"
-        self.path = tmp_path / "script.json"
-        self.path.write_text(json.dumps({"calls": str(self.calls_dir), **script}))
-
-    @property
-    def command(self) -> str:
-        agent = shlex.quote(str(AGENTS / "planner.py"))
-        return f"{PY} {agent} {{prompt}} {{phase}} {shlex.quote(str(self.path))}"
-
-    def calls(self, phase: str | None = None) -> list[dict[str, Any]]:
-        if not self.calls_dir.exists():
-            return []
-        found = [json.loads(p.read_text()) for p in sorted(self.calls_dir.iterdir())]
-        return [c for c in found if phase is None or c["phase"] == phase]
 
 
 @pytest.fixture
