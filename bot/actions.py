@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from bot import texts
@@ -18,6 +18,7 @@ from bot.deps import Operator, Pool
 from storage.artifacts import ArtifactRepo
 from storage.db import Executor
 from storage.errors import InvalidTransition, NotFound
+from storage.limits import parse_cost, parse_duration, parse_turns
 from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_runs import TaskRunRepo
@@ -175,24 +176,12 @@ async def set_limit(pool: Pool, task: Task, what: str, value: str, op: Operator)
         return await TaskRepo(conn).set_budget(task.id, **limits)  # type: ignore[arg-type]
 
 
-LIMIT_CEILINGS = {"cost_usd": 10_000, "wall_seconds": 7 * 86400, "turns": 10_000}
-
-
 def _parse_limit(field: str, value: str) -> Decimal | int:
-    """ "5" or "$5.50" dollars; "900", "45m" or "2h" of wall time; a number of turns."""
-    text = value.strip().lower().lstrip("$")
     try:
-        if field == "cost_usd":
-            amount: Decimal | int = Decimal(text).quantize(Decimal("0.01"))
-        elif field == "wall_seconds" and text[-1:] in ("s", "m", "h"):
-            amount = int(text[:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
-        else:
-            amount = int(text)
-    except (InvalidOperation, ValueError):
-        raise UserError(texts.BUDGET_USAGE) from None
-    if not 0 < amount <= LIMIT_CEILINGS[field]:
-        raise UserError(texts.BUDGET_USAGE)
-    return amount
+        return parse_cost(value) if field == "cost_usd" else (
+            parse_duration(value) if field == "wall_seconds" else parse_turns(value))  # fmt: skip
+    except ValueError as exc:
+        raise UserError(f"{texts.esc(exc)}\n{texts.BUDGET_USAGE}") from None
 
 
 async def set_paused(pool: Pool, paused: bool, op: Operator) -> None:

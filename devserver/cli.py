@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeAlias
 
@@ -18,6 +18,7 @@ from devserver.settings import Settings
 from storage.artifacts import ArtifactRepo
 from storage.db import create_pool
 from storage.errors import Conflict, NotFound
+from storage.limits import parse_cost, parse_duration, parse_turns
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import TaskRunRepo
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--key-prefix", default="", help="task key prefix (default: from name)")
     add.add_argument("--author-name", default="DevServer Agent")
     add.add_argument("--author-email", default="agent@devserver.invalid")
+    _budget_arguments(add, "default budget of the repo's tasks")
     repo.add_parser("list", help="list repositories")
 
     task = sub.add_parser("task", help="manage tasks").add_subparsers(
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     tadd.add_argument("--description", default="")
     tadd.add_argument("--acceptance", default="")
     tadd.add_argument("--flow", choices=("patch", "direct", "pr"), default="patch")
-    tadd.add_argument("--max-turns", type=int)
+    _budget_arguments(tadd, "this task's budget (default: the repo's, then the global one)")
     tadd.add_argument("--priority", type=int, choices=(1, 2, 3, 4), default=3,
                       help="1 critical … 4 low")  # fmt: skip
     tadd.add_argument("--agent", choices=BACKENDS)
@@ -94,10 +96,33 @@ def build_parser() -> argparse.ArgumentParser:
     tlist.add_argument("--limit", type=int, default=30)
     tshow = task.add_parser("show", help="status, runs, events and artifacts of a task")
     tshow.add_argument("key")
+    tbudget = task.add_parser("budget", help="show or change a task's limits")
+    tbudget.add_argument("key")
+    _budget_arguments(tbudget, "new limits (the others stay)")
     tmbox = task.add_parser("mbox", help="write a task's combined.mbox (for git am)")
     tmbox.add_argument("key")
     tmbox.add_argument("-o", "--output", help="file to write (default: standard output)")
     return parser
+
+
+def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _budget_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    group = parser.add_argument_group(title)
+    group.add_argument("--max-cost", type=_argument_type(parse_cost), metavar="USD",
+                       help="cost limit in dollars, e.g. 5 or 2.50")  # fmt: skip
+    group.add_argument("--max-wall", type=_argument_type(parse_duration), metavar="TIME",
+                       help="working-time limit: seconds, or 45m, 2h")  # fmt: skip
+    group.add_argument("--max-turns", type=_argument_type(parse_turns), metavar="N",
+                       help="agent turns over all attempts")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,7 +160,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "repo":
             return await (_repo_add(args, pool, settings) if args.action == "add"
                           else _repo_list(pool))  # fmt: skip
-        handlers = {"add": _task_add, "list": _task_list, "show": _task_show, "mbox": _task_mbox}
+        handlers = {"add": _task_add, "list": _task_list, "show": _task_show, "mbox": _task_mbox,
+                    "budget": _task_budget}  # fmt: skip
         return await handlers[args.action](args, pool)
     except NotFound as exc:
         raise UserError(str(exc)) from exc
@@ -166,7 +192,8 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         lint_command=args.lint, verify_timeout_seconds=args.verify_timeout,
         agent_backend=args.agent, agent_command=args.agent_command, agent_model=args.model,
         max_attempts=args.max_attempts, git_author_name=args.author_name,
-        git_author_email=args.author_email,
+        git_author_email=args.author_email, max_cost_usd=args.max_cost,
+        max_wall_seconds=args.max_wall, max_turns=args.max_turns,
     )  # fmt: skip
     try:
         repo = await RepoRepo(pool).add(new)
@@ -188,8 +215,6 @@ async def _task_add(args: argparse.Namespace, pool: Pool) -> int:
         raise UserError("the task title is empty")
     if len(args.title) > 500:
         raise UserError("the task title is longer than 500 characters")
-    if args.max_turns is not None and args.max_turns < 1:
-        raise UserError("--max-turns must be at least 1")
     if args.flow != "patch":
         raise UserError(f"flow {args.flow!r} needs a forge; repos have none configured yet "
                         "(use --flow patch)")  # fmt: skip
@@ -198,7 +223,7 @@ async def _task_add(args: argparse.Namespace, pool: Pool) -> int:
         repo_id=repo.id, title=args.title.strip(), description=args.description,
         acceptance=args.acceptance, priority=args.priority, git_flow=args.flow,
         skip_verify=args.skip_verify, agent_backend=args.agent, agent_model=args.model,
-        max_turns=args.max_turns,
+        max_turns=args.max_turns, max_cost_usd=args.max_cost, max_wall_seconds=args.max_wall,
     )  # fmt: skip
     async with pool.acquire() as conn:
         task = await submit_task(conn, new)
@@ -220,6 +245,19 @@ async def _task_show(args: argparse.Namespace, pool: Pool) -> int:
     events = await TaskEventRepo(pool).for_task(task.id)
     artifacts = await ArtifactRepo(pool).for_task(task.id)
     print(show.task_report(task, repo, runs, events, artifacts))  # noqa: T201  # CLI output
+    return 0
+
+
+async def _task_budget(args: argparse.Namespace, pool: Pool) -> int:
+    tasks = TaskRepo(pool)
+    task = await tasks.by_key(args.key)
+    if (args.max_cost, args.max_wall, args.max_turns) != (None, None, None):
+        task = await tasks.set_budget(
+            task.id, cost_usd=args.max_cost or task.max_cost_usd,
+            wall_seconds=args.max_wall or task.max_wall_seconds,
+            turns=args.max_turns or task.max_turns,
+        )  # fmt: skip
+    print(show.budget_lines(task))  # noqa: T201  # CLI output
     return 0
 
 

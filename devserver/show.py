@@ -39,6 +39,21 @@ def _payload(payload: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def budget_lines(task: Task) -> str:
+    """Spent against the task's own limits (none: the repo's or the global ones apply)."""
+    cost = f"${task.max_cost_usd:.2f}" if task.max_cost_usd else None
+    wall = f"{task.max_wall_seconds}s" if task.max_wall_seconds else None
+    rows = [("cost", f"${task.spent_cost_usd:.2f}", cost),
+            ("wall", f"{task.spent_wall_seconds:.0f}s", wall),
+            ("turns", str(task.spent_turns), task.max_turns)]  # fmt: skip
+    lines = [f"{task.key}  {task.title}"]
+    for name, spent, own in rows:
+        lines.append(
+            f"  {name + ':':<9} {spent} of " + (str(own) if own else "no limit of its own")
+        )
+    return "\n".join(lines)
+
+
 def task_report(
     task: Task, repo: Repo, runs: list[TaskRun], events: list[TaskEvent], artifacts: list[Artifact]
 ) -> str:

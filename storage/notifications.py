@@ -49,7 +49,7 @@ FOR_EVENT: dict[str, tuple[NoticeKind, ...]] = {
     "preflight_failed": _LOUD,
     "task_done": (*_LOUD, NoticeKind.MBOX),
     "task_failed": _LOUD,
-    "task_blocked": _LOUD,
+    "task_blocked": (*_LOUD, NoticeKind.MBOX),  # stopped by its budget or scope: work so far
     "task_cancelled": (*_LOUD, NoticeKind.MBOX),
 }
 

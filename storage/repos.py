@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Self
 
 import asyncpg
@@ -16,8 +17,8 @@ _INSERT = """
     INSERT INTO repos (name, key_prefix, source, default_branch, pre_command, build_command,
                        test_command, lint_command, verify_timeout_seconds, agent_backend,
                        agent_command, agent_model, max_attempts, git_author_name,
-                       git_author_email)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                       git_author_email, max_cost_usd, max_wall_seconds, max_turns)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
     RETURNING *
 """
 _BY_NAME = "SELECT * FROM repos WHERE name = $1"
@@ -53,6 +54,9 @@ class Repo:
     git_author_name: str
     git_author_email: str
     active: bool
+    max_cost_usd: Decimal | None  # budget defaults for the repo's tasks
+    max_wall_seconds: int | None
+    max_turns: int | None
     created_at: datetime
 
     @classmethod
@@ -77,6 +81,9 @@ class NewRepo:
     max_attempts: int = 3
     git_author_name: str = "DevServer Agent"
     git_author_email: str = "agent@devserver.invalid"
+    max_cost_usd: Decimal | None = None
+    max_wall_seconds: int | None = None
+    max_turns: int | None = None
 
 
 def key_prefix_for(name: str) -> str:
@@ -95,7 +102,8 @@ class RepoRepo:
             new.name, prefix, new.source, new.default_branch, new.pre_command,
             new.build_command, new.test_command, new.lint_command, new.verify_timeout_seconds,
             new.agent_backend, new.agent_command, new.agent_model, new.max_attempts,
-            new.git_author_name, new.git_author_email,
+            new.git_author_name, new.git_author_email, new.max_cost_usd, new.max_wall_seconds,
+            new.max_turns,
         ]  # fmt: skip
         with translate_errors():
             row = await self._db.fetchrow(_INSERT, *args)

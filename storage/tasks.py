@@ -206,6 +206,7 @@ class Task:
     plan_rejected_at: datetime | None
     plan_decided_by: str | None
     awaiting_since: datetime | None
+    budget_warned: list[str]
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
     created_by: str

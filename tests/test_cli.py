@@ -26,6 +26,17 @@ def _fails(args: list[str], capsys: pytest.CaptureFixture[str], message: str) ->
     assert len(err.strip().splitlines()) == 1
 
 
+def _rejected(args: list[str], capsys: pytest.CaptureFixture[str], message: str) -> None:
+    """Refused by the argument parser: usage, then one error line; exit code 2."""
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "devserver: error: argument" in err
+    assert message in err
+    assert "Traceback" not in err
+
+
 def test_repo_add_then_task_add_and_list(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["repo", "add", "web", str(cli_env), "--test", "true"]) == 0
     assert "repo web added" in capsys.readouterr().out
@@ -52,7 +63,7 @@ def test_bad_input_gets_one_line_and_exit_2(
     _fails(["repo", "add", "web", str(cli_env)], capsys, "exists already")
     _fails(["task", "add", "nope", "title"], capsys, "repo nope not found")
     _fails(["task", "add", "web", "   "], capsys, "title is empty")
-    _fails(["task", "add", "web", "t", "--max-turns", "0"], capsys, "--max-turns")
+    _rejected(["task", "add", "web", "t", "--max-turns", "0"], capsys, "--max-turns")
     _fails(["task", "add", "web", "t", "--flow", "pr"], capsys, "needs a forge")
     _fails(["task", "show", "WEB-99"], capsys, "task WEB-99 not found")
     _fails(["task", "mbox", "WEB-99"], capsys, "not found")
@@ -84,3 +95,17 @@ def test_bot_refuses_to_start_without_token_or_allow_list(
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "42:TEST")
     monkeypatch.delenv("TELEGRAM_ALLOWED_USERS", raising=False)
     _fails(["bot"], capsys, "TELEGRAM_ALLOWED_USERS is empty")
+
+
+def test_budgets_from_the_command_line(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["repo", "add", "web", str(cli_env), "--max-cost", "3", "--max-wall", "2h"]) == 0
+    assert main(["task", "add", "web", "t", "--max-cost", "$1.50", "--max-turns", "30"]) == 0
+    capsys.readouterr()
+    assert main(["task", "budget", "WEB-1", "--max-wall", "45m"]) == 0
+    shown = capsys.readouterr().out
+    assert "cost:     $0.00 of $1.50" in shown
+    assert "wall:     0s of 2700s" in shown
+    assert "turns:    0 of 30" in shown
+    _rejected(["task", "add", "web", "t", "--max-cost", "-2"], capsys, "--max-cost")
+    _rejected(["task", "budget", "WEB-1", "--max-wall", "soon"], capsys, "not a duration")
+    _rejected(["repo", "add", "api", str(cli_env), "--max-turns", "0"], capsys, "--max-turns")
