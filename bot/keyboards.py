@@ -20,7 +20,12 @@ from bot.callbacks import (
 from storage.repos import Repo
 from storage.tasks import ACTIVE, TERMINAL, Task, TaskStatus
 
-BUDGET_PRESETS = ("1", "5", "20")  # dollars, offered as buttons in /new
+# The budgets /new offers: button value → (cost in dollars, working time in seconds, label).
+BUDGET_PRESETS = {
+    "s": ("1", 900, "$1 · 15 min"),
+    "m": ("5", 3600, "$5 · 1 h"),
+    "l": ("20", 4 * 3600, "$20 · 4 h"),
+}
 
 Button = InlineKeyboardButton
 Markup = InlineKeyboardMarkup
@@ -91,7 +96,7 @@ def pick_flow(flows: Sequence[str]) -> InlineKeyboardMarkup:
 
 
 def pick_budget() -> InlineKeyboardMarkup:
-    presets = [_step(f"${amount}", "budget", amount) for amount in BUDGET_PRESETS]
+    presets = [_step(label, "budget", key) for key, (_, _, label) in BUDGET_PRESETS.items()]
     return InlineKeyboardMarkup(
         inline_keyboard=[
             presets,

@@ -418,7 +418,10 @@ def new_flow(flows: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-NEW_PICK_BUDGET = "A cost limit for this task?"
+NEW_PICK_BUDGET = (
+    "A budget for this task? The agent stops at either limit and its work so far comes back; "
+    "you can extend and resume. <i>Default</i>: the repository's limits."
+)
 NEW_CANCELLED = "New task cancelled."
 NEW_EXPIRED = "That dialog is over; start again with /new."
 NO_REPOS = repo_list([])
@@ -428,15 +431,15 @@ NEW_USAGE = (
 )
 
 
-def new_summary(data: dict[str, str], budget: Decimal | None) -> str:
+def new_summary(data: dict[str, str]) -> str:
     """The confirm card of /new, from the dialog's data."""
     description = data.get("description", "")
     body = f"\n{esc(clip(description, 600))}" if description else ""
     return (
         f"<b>New task</b> in <b>{esc(data['repo'])}</b>\n"
         f"<b>{esc(clip(data['title'], 200))}</b>{body}\n\n"
-        f"Mode: {esc(data['mode'])} · Flow: {esc(data['flow'])} · Budget: "
-        f"{money(budget) if budget else 'default'}"
+        f"Mode: {esc(data['mode'])} · Flow: {esc(data['flow'])} · "
+        f"Budget: {esc(data.get('budget_label', 'default'))}"
     )
 
 

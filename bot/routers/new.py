@@ -6,7 +6,7 @@ message carrying the dialog's buttons becomes the task's status card on confirm.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from aiogram import F, Router
 from aiogram.enums import ParseMode
@@ -69,6 +69,7 @@ async def _create(card: Message, deps: BotDeps, operator: Operator, data: dict[s
         mode=data.get("mode", "autonomous"),
         git_flow=data.get("flow", "patch"),
         max_cost_usd=budget,
+        max_wall_seconds=int(data["wall"]) if data.get("wall") else None,
         created_by=operator.label,
         chat_id=chat_id,
         thread_id=thread_id,
@@ -170,15 +171,12 @@ async def cb_flow(query: CallbackQuery, callback_data: NewStep, state: FSMContex
 
 
 async def cb_budget(query: CallbackQuery, callback_data: NewStep, state: FSMContext) -> None:
-    try:
-        budget = Decimal(callback_data.value) if callback_data.value else None
-    except InvalidOperation:
-        budget = None
-    data = await state.update_data(budget=str(budget) if budget else "")
+    cost, wall, label = keyboards.BUDGET_PRESETS.get(callback_data.value, ("", 0, "default"))
+    data = await state.update_data(budget=cost, wall=str(wall or ""), budget_label=label)
     await state.set_state(NewTaskForm.confirm)
     await query.answer()
     if isinstance(query.message, Message):
-        summary = texts.new_summary(data, budget)
+        summary = texts.new_summary(data)
         await query.message.edit_text(summary, parse_mode=HTML, reply_markup=keyboards.confirm())
 
 

@@ -121,14 +121,15 @@ async def test_guided_new_survives_a_bot_restart_between_steps(
     step = fake_tg.messages(ALICE)[-1]
     await _press(bot, deps, NewStep(field="mode", value="interactive").pack(), message=step)
     await _press(bot, deps, NewStep(field="flow", value="patch").pack(), message=step)
-    await _press(bot, deps, NewStep(field="budget", value="5").pack(), message=step)
-    assert "Budget: $5.00" in fake_tg.messages(ALICE)[-1]["text"]
+    await _press(bot, deps, NewStep(field="budget", value="m").pack(), message=step)
+    assert "Budget: $5 · 1 h" in fake_tg.messages(ALICE)[-1]["text"]
     await _press(bot, deps, NewStep(field="confirm", value="yes").pack(), message=step)
 
     task = await TaskRepo(pool).by_key("API-1")
     assert (task.title, task.description) == ("Rate-limit the login",
                                               "Five tries a minute, then 429.")  # fmt: skip
     assert (task.mode, task.git_flow, str(task.max_cost_usd)) == ("interactive", "patch", "5.0000")
+    assert task.max_wall_seconds == 3600
     assert task.message_id == step["message_id"]  # the dialog's message became the card
     assert "API-1" in fake_tg.messages(ALICE)[-1]["text"]
     assert await pool.fetchval("SELECT count(*) FROM bot_dialogs WHERE state IS NOT NULL") == 0

@@ -59,7 +59,7 @@ async def _new_interactive_task(fake: FakeTelegram) -> None:
     await fake.wait_for("sendMessage", where=_says("How should it run"))
     dialog = next(m for m in fake.messages(ALICE) if m["text"].startswith("How should it run"))
     for field, value, then in (("mode", "interactive", "What should happen"),
-                               ("flow", "patch", "cost limit"), ("budget", "", "Mode:"),
+                               ("flow", "patch", "A budget for this task"), ("budget", "", "Mode:"),
                                ("confirm", "yes", "SHOP-1")):  # fmt: skip
         data = NewStep(field=field, value=value).pack()
         fake.push_update(callback_update(data, user_id=ALICE, message=dialog))
