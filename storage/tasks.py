@@ -139,6 +139,16 @@ _SET_BUDGET = """
      WHERE id = $1
     RETURNING *
 """
+# Only the limits the task has none of: one set meanwhile (by a person) stays.
+_FILL_BUDGET = """
+    UPDATE tasks
+       SET max_cost_usd = coalesce(max_cost_usd, $2),
+           max_wall_seconds = coalesce(max_wall_seconds, $3),
+           max_turns = coalesce(max_turns, $4),
+           updated_at = now()
+     WHERE id = $1
+    RETURNING *
+"""
 _SET_MESSAGE = "UPDATE tasks SET message_id = $2, updated_at = now() WHERE id = $1"
 _CLEAR_CANCEL = """
     UPDATE tasks SET cancel_requested_at = NULL, cancel_requested_by = NULL WHERE id = $1
@@ -165,8 +175,16 @@ _ADD_SPEND = """
        SET spent_cost_usd = spent_cost_usd + $2,
            spent_wall_seconds = spent_wall_seconds + $3,
            spent_turns = spent_turns + $4,
+           cost_unknown = cost_unknown OR $5,
            updated_at = now()
      WHERE id = $1
+"""
+# Each limit is warned about once per task: only the first caller gets the row back.
+_MARK_BUDGET_WARNED = """
+    UPDATE tasks
+       SET budget_warned = array_append(budget_warned, $2::text), updated_at = now()
+     WHERE id = $1 AND NOT ($2::text = ANY(budget_warned))
+    RETURNING id
 """
 
 
@@ -190,6 +208,7 @@ class Task:
     spent_cost_usd: Decimal
     spent_wall_seconds: float
     spent_turns: int
+    cost_unknown: bool  # an agent run reported no cost (subscription): spent_cost_usd is short
     status: TaskStatus
     status_reason: str
     branch: str | None
@@ -352,6 +371,17 @@ class TaskRepo:
             raise NotFound("task", task_id)
         return Task.from_record(row)
 
+    async def fill_budget(
+        self, task_id: int, *, cost_usd: Decimal | None, wall_seconds: int | None,
+        turns: int | None,
+    ) -> Task:  # fmt: skip
+        """Give the task these limits where it has none of its own (its own stay)."""
+        with translate_errors():
+            row = await self._db.fetchrow(_FILL_BUDGET, task_id, cost_usd, wall_seconds, turns)
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
+
     async def set_message(self, task_id: int, message_id: int) -> None:
         await self._db.execute(_SET_MESSAGE, task_id, message_id)
 
@@ -372,6 +402,14 @@ class TaskRepo:
         await self._db.execute(_SET_HEAD, task_id, head_commit)
 
     async def add_spend(
-        self, task_id: int, *, cost_usd: Decimal, wall_seconds: float, turns: int
-    ) -> None:
-        await self._db.execute(_ADD_SPEND, task_id, cost_usd, wall_seconds, turns)
+        self, task_id: int, *, cost_usd: Decimal = Decimal(0), wall_seconds: float = 0.0,
+        turns: int = 0, cost_unknown: bool = False,
+    ) -> None:  # fmt: skip
+        """Add to what the task spent; `cost_unknown` marks it for good (see Task)."""
+        await self._db.execute(_ADD_SPEND, task_id, cost_usd, wall_seconds, turns, cost_unknown)
+
+    async def mark_budget_warned(self, task_id: int, limit: str) -> bool:
+        """Record that `limit` ("cost", "wall", "turns") was warned about; True only the
+        first time for the task, atomically, so concurrent callers warn once between them."""
+        row = await self._db.fetchrow(_MARK_BUDGET_WARNED, task_id, limit)
+        return row is not None

@@ -5,6 +5,10 @@ run ended) and tries again, resuming its session when the backend has one. An in
 task implements its approved plan: the plan is in the prompt as a binding contract, and a
 change that passes the checks must also stay inside the plan's files (worker/scope.py).
 Outside them once, the agent is sent back to revert; twice, the task is blocked.
+
+The task's budget (worker/budget.py) is checked before each agent run and before the checks,
+and nothing is retried past it: the verdict then says which limit stopped the work. A task
+resumed after that (Extend & resume) goes on in the agent's session when there is one.
 """
 
 from __future__ import annotations
@@ -12,18 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage.repos import Repo
-from storage.task_events import EventKind
+from storage.task_events import EventKind, TaskEventRepo
 from storage.task_runs import TaskRunRepo
 from storage.tasks import Task, TaskStatus
 from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
 from worker.agents.registry import UnknownBackend
+from worker.budget import Budget, Usage
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.plan import Plan, plan_from_json
 from worker.processes import tail
-from worker.prompts import feedback_prompt, task_prompt, verify_commands
-from worker.runs import deadline_seconds, finish_run, start_run
+from worker.prompts import feedback_prompt, resume_prompt, task_prompt, verify_commands
+from worker.runs import finish_run, start_run
 from worker.scope import changed_files, outside_plan, scope_feedback
 from worker.verify import VerifyStep, run_verify
 from worker.workspace import Worktree
@@ -31,6 +36,8 @@ from worker.workspace import Worktree
 # Agent errors no retry can fix: stop at once and tell the user.
 HARD_AGENT_ERRORS = frozenset({ErrorKind.AUTH, ErrorKind.PROMPT_TOO_LONG, ErrorKind.BUDGET})
 FEEDBACK_LIMIT = 6000  # characters of failure output handed back to the agent
+_ENDS = frozenset({EventKind.TASK_DONE, EventKind.TASK_FAILED, EventKind.TASK_BLOCKED,
+                   EventKind.TASK_CANCELLED})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,11 @@ class Verdict:
     passed: bool
     reason: str = ""
     blocked: bool = False  # not failed but blocked: the work is kept and delivered as patches
+    budget: Usage | None = None  # blocked by this limit of the task's budget
+
+
+def _stopped(usage: Usage) -> Verdict:
+    return Verdict(passed=False, reason=usage.reason, blocked=True, budget=usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,7 @@ class Step:
 
 
 async def implement(
-    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
 ) -> Verdict:
     task = journal.task
     name = task.agent_backend or repo.agent_backend
@@ -59,16 +71,17 @@ async def implement(
         backend = deps.backend_for(repo, name)
     except UnknownBackend as exc:
         return Verdict(passed=False, reason=str(exc))
-    loop = _Attempts(journal, repo, worktree, deps, backend=backend, backend_name=name)
+    loop = _Attempts(journal, repo, worktree, deps, budget, backend=backend, backend_name=name)
     return await loop.run()
 
 
 class _Attempts:
     def __init__(
-        self, journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, *,
-        backend: AgentBackend, backend_name: str,
+        self, journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps,
+        budget: Budget, *, backend: AgentBackend, backend_name: str,
     ) -> None:  # fmt: skip
         self.journal, self.repo, self.worktree, self.deps = journal, repo, worktree, deps
+        self.budget = budget
         self.backend, self.backend_name = backend, backend_name
         self.task = journal.task
         self.model = self.task.agent_model or repo.agent_model
@@ -81,12 +94,17 @@ class _Attempts:
     async def run(self) -> Verdict:
         self.home.mkdir(parents=True, exist_ok=True)
         earlier = await self.runs.attempts_made(self.task.id)
-        session_id: str | None = None
-        feedback: str | None = None
+        prompt, session_id = await self._first_prompt()
+        resume = session_id
         reason = "no attempt was made"
+        breach = await self.budget.exceeded()  # resumed, or the plan phase used it all
+        if breach is not None:
+            return _stopped(breach)
         for n in range(1, self.repo.max_attempts + 1):
             attempt = earlier + n
-            result, run_id = await self._agent(attempt, feedback, session_id)
+            result, run_id, breach = await self._agent(attempt, prompt, resume)
+            if breach is not None:
+                return _stopped(breach)
             session_id = result.session_id or session_id
             step = await self._judge(result, attempt, run_id)
             if step.verdict is not None:
@@ -96,7 +114,11 @@ class _Attempts:
                 verdict = await self._out_of_scope(step, attempt, last_attempt=last)
                 if verdict is not None:
                     return verdict
-            feedback, reason = step.feedback, step.reason
+            breach = await self.budget.exceeded()  # no retry past the budget
+            if breach is not None:
+                return _stopped(breach)
+            reason = step.reason
+            prompt, resume = self._retry_prompt(step.feedback, session_id)
             if n < self.repo.max_attempts:
                 await self.journal.event(EventKind.RETRY_SCHEDULED, attempt=attempt + 1,
                                          reason=reason)  # fmt: skip
@@ -116,34 +138,50 @@ class _Attempts:
                                  reason=step.reason)  # fmt: skip
         return None
 
-    def _prompt(self, feedback: str | None, session_id: str | None) -> str:
+    async def _first_prompt(self) -> tuple[str, str | None]:
+        """The task; after the budget stopped it, go on (in the agent's session, if any).
+        Returns the prompt and the session to resume."""
         base = task_prompt(self.task, self.repo, self.contract)
-        if feedback is None:
-            return base
+        stop = await budget_stop(self.deps, self.task)
+        if stop is None:
+            return base, None
+        reason, session_id = stop
+        if session_id is not None:  # the agent remembers the task and its work
+            return resume_prompt(reason), session_id
+        return resume_prompt(reason, with_task=base), None
+
+    def _retry_prompt(self, feedback: str, session_id: str | None) -> tuple[str, str | None]:
         if session_id is not None:  # the agent remembers the task
-            return feedback_prompt(feedback)
-        return feedback_prompt(feedback, with_task=base)
+            return feedback_prompt(feedback), session_id
+        base = task_prompt(self.task, self.repo, self.contract)
+        return feedback_prompt(feedback, with_task=base), None
 
     async def _agent(
-        self, attempt: int, feedback: str | None, session_id: str | None
-    ) -> tuple[AgentResult, int]:
+        self, attempt: int, prompt: str, resume: str | None
+    ) -> tuple[AgentResult, int, Usage | None]:
+        """One agent run, its work committed; and the limit that stopped it, if one did."""
         if self.journal.task.status is not TaskStatus.RUNNING:
             await self.journal.move(TaskStatus.RUNNING)
-        resume = session_id if feedback is not None else None
+        limits = await self.budget.run_limits(self.deps.settings.default_max_turns)
         run_id = await start_run(self.journal, self.deps, phase="attempt", attempt=attempt,
                                  backend=self.backend_name, model=self.model,
                                  resumed_session=resume is not None)  # fmt: skip
-        request = AgentRequest(
-            prompt=self._prompt(feedback, session_id), workdir=self.worktree.path,
-            home=self.home, deadline_seconds=deadline_seconds(self.journal.task, self.deps),
-            model=self.model,
-            max_turns=self.task.max_turns or self.deps.settings.default_max_turns,
-            resume_session_id=resume,
-        )  # fmt: skip
-        result = await self.backend.run(request)  # if stopped, jobs keeps what it wrote
+        async with self.budget.metered() as wall_left:
+            request = AgentRequest(
+                prompt=prompt, workdir=self.worktree.path, home=self.home,
+                deadline_seconds=self.deps.settings.agent_timeout_seconds, model=self.model,
+                max_turns=limits.max_turns, max_budget_usd=limits.max_budget_usd,
+                resume_session_id=resume, wall_left=wall_left,
+            )  # fmt: skip
+            result = await self.backend.run(request)  # if stopped, jobs keeps what it wrote
         await finish_run(self.journal, self.deps, run_id, result, phase="attempt", attempt=attempt)
+        breach = await self.budget.stopped(result, limits)
+        if breach is not None:
+            await self._commit(f"WIP: partial work, {breach.reason}")
+            return result, run_id, breach
         await self._commit(f"{self.task.key}: {self.task.title}")
-        return result, run_id
+        await self.budget.warn()
+        return result, run_id, None
 
     async def _judge(self, result: AgentResult, attempt: int, run_id: int) -> Step:
         if not result.ok:
@@ -184,12 +222,18 @@ class _Attempts:
         return Step(None, feedback, reason, out_of_scope=tuple(outside))
 
     async def _verify(self, attempt: int, run_id: int) -> Step:
+        breach = await self.budget.exceeded(only="wall")  # the checks take time, not money
+        if breach is not None:
+            return Step(_stopped(breach))
         await self.journal.move(TaskStatus.VERIFYING)
         await self.journal.event(EventKind.VERIFY_STARTED, attempt=attempt,
                                  steps=[s.name for s in self.steps])  # fmt: skip
-        result = await run_verify(self.steps, cwd=self.worktree.path,
-                                  env=agent_environment(self.home),
-                                  timeout_per_step=self.repo.verify_timeout_seconds)  # fmt: skip
+        async with self.budget.metered() as wall_left:
+            result = await run_verify(self.steps, cwd=self.worktree.path,
+                                      env=agent_environment(self.home),
+                                      timeout_per_step=self.repo.verify_timeout_seconds,
+                                      time_left=wall_left)  # fmt: skip
+        await self.budget.warn()
         report = [{"name": s.name, "command": s.command, "exit_code": s.exit_code,
                    "timed_out": s.timed_out, "seconds": round(s.duration_seconds, 2),
                    "tail": tail(s.output_tail, 4000)} for s in result.steps]  # fmt: skip
@@ -210,6 +254,22 @@ class _Attempts:
         return await self.deps.workspace.commit_all(
             self.worktree, message, self.repo.git_author_name, self.repo.git_author_email
         )
+
+
+async def budget_stop(deps: WorkerDeps, task: Task) -> tuple[str, str | None] | None:
+    """If the task's last end was its budget, after implementing began: why, and the agent
+    session of its last attempt (None when the backend reported none)."""
+    events = await TaskEventRepo(deps.pool).for_task(task.id)
+    ends = [e for e in events if e.kind in _ENDS]
+    if not ends or ends[-1].kind is not EventKind.TASK_BLOCKED:
+        return None
+    if "budget_exceeded" not in ends[-1].payload:
+        return None
+    attempts = [r for r in await TaskRunRepo(deps.pool).for_task(task.id) if r.phase == "attempt"]
+    if not attempts:  # stopped before implementing (by the plan phase): nothing to go on from
+        return None
+    sessions = [r.session_id for r in attempts if r.session_id]
+    return str(ends[-1].payload.get("reason", "")), sessions[-1] if sessions else None
 
 
 def contract_of(task: Task) -> Plan | None:

@@ -3,9 +3,11 @@
 An interactive task takes this path only once its plan is approved; before that, the job
 plans (worker/planning.py) and ends with the task awaiting approval.
 
-Two ways out besides the task's own end: a cancel request (the work is stopped, what it made
-so far is kept as patches, the task ends `cancelled`) and the worker stopping (the work is
-stopped, the task goes back to the queue).
+Three ways out besides the task's own end: its budget (worker/budget.py: what it made so far
+is kept on the branch and as patches, the task ends `blocked` until Extend & resume queues it
+again), a cancel request (the work is stopped, what it made so far is kept as patches, the
+task ends `cancelled`) and the worker stopping (the work is stopped, the task goes back to
+the queue).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from storage.errors import InvalidTransition
 from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind
 from storage.tasks import ACTIVE, TERMINAL, Task, TaskRepo, TaskStatus
+from worker.budget import Budget, block
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.git import GitError
@@ -63,6 +66,8 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
         await journal.move(TaskStatus.CANCELLED, reason=_cancel_reason(fresh))
         return
     await journal.move(TaskStatus.PREPARING)
+    budget = Budget(journal, repo, deps)
+    await budget.adopt_defaults()
     if task.git_flow != "patch":
         await journal.move(TaskStatus.FAILED, reason=f"delivery flow {task.git_flow!r} needs a "
                            "forge, and this repo has none configured")  # fmt: skip
@@ -77,9 +82,9 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
     await journal.event(EventKind.WORKSPACE_READY, branch=worktree.branch,
                         base_commit=worktree.base_commit, resumed=worktree.resumed)  # fmt: skip
     if needs_plan(journal.task):
-        work = plan(journal, repo, worktree, deps)
+        work = plan(journal, repo, worktree, deps, budget)
     else:
-        work = _implement_and_deliver(journal, repo, worktree, deps)
+        work = _implement_and_deliver(journal, repo, worktree, deps, budget)
     try:
         if not await _unless_cancelled(work, cancel):
             await _stop_cancelled(journal, repo, worktree, deps)
@@ -89,14 +94,21 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
         raise
     finally:
         await asyncio.shield(deps.workspace.remove_worktree(worktree))
-        if journal.task.status in TERMINAL:
+        # A blocked task may be resumed: its agent's sessions live in that home.
+        if journal.task.status in TERMINAL - {TaskStatus.BLOCKED}:
             shutil.rmtree(deps.agent_homes / task.key, ignore_errors=True)
 
 
 async def _implement_and_deliver(
-    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
 ) -> None:
-    verdict = await implement(journal, repo, worktree, deps)
+    verdict = await implement(journal, repo, worktree, deps, budget)
+    if verdict.budget is not None:  # the work so far is on the branch; deliver it too
+        commits = 0
+        if await deps.workspace.commits_since_base(worktree):
+            commits = await _deliver(journal, worktree, deps)
+        await block(journal, verdict.budget, commits=commits, branch=worktree.branch)
+        return
     if verdict.blocked:  # the work is kept: on the branch, and as patches
         commits = await _deliver(journal, worktree, deps)
         await journal.move(TaskStatus.BLOCKED, reason=verdict.reason, commits=commits,

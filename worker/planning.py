@@ -6,6 +6,10 @@ its answer (worker/plan.py), stores it on the task and as plan.md, and leaves th
 The bot records the decision: approve or revise queue the task again (this module's
 `needs_plan` then says which phase runs), reject blocks it.
 
+The planning run counts toward the task's budget (worker/budget.py). A run the budget stops
+blocks the task (Extend & resume plans again); a plan that was finished is shown even if it
+used the budget up: the implementation then starts by asking for more.
+
 A reminder and an expiry are PgQueuer jobs scheduled in the same transaction that shows the
 plan, so they survive worker restarts. Each names its plan round and acts only while that
 round still waits undecided.
@@ -24,6 +28,7 @@ from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.tasks import Task, TaskRepo, TaskStatus
 from worker.agents.base import AgentRequest, ErrorKind
 from worker.agents.registry import UnknownBackend
+from worker.budget import Budget, block
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.payloads import PlanExpiryPayload, PlanReminderPayload
@@ -39,7 +44,7 @@ from worker.plan import (
 )
 from worker.prompts import plan_prompt
 from worker.queue import JobQueue, Priority
-from worker.runs import deadline_seconds, finish_run, start_run
+from worker.runs import finish_run, start_run
 from worker.workspace import Worktree
 
 log = logging.getLogger(__name__)
@@ -54,14 +59,21 @@ def needs_plan(task: Task) -> bool:
     return task.plan_approved_at is None or plan_from_json(task.plan) is None
 
 
-async def plan(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps) -> None:
-    """preparing → planning → awaiting_approval (or failed when the agent run fails)."""
+async def plan(
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
+) -> None:
+    """preparing → planning → awaiting_approval (or failed when the agent run fails, or
+    blocked when the budget stops it)."""
     task = journal.task
     name = task.agent_backend or repo.agent_backend
     try:
         backend = deps.backend_for(repo, name)
     except UnknownBackend as exc:
         await journal.move(TaskStatus.FAILED, reason=str(exc))
+        return
+    breach = await budget.exceeded()
+    if breach is not None:
+        await block(journal, breach, commits=0, branch=worktree.branch)
         return
     await journal.move(TaskStatus.PLANNING)
     plan_round = task.plan_round + 1
@@ -71,19 +83,28 @@ async def plan(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: Worke
     start = await deps.workspace.head(worktree)
     # The feedback is read before set_plan(), which clears it.
     prompt = plan_prompt(task, repo, previous_from_json(task.plan), task.plan_feedback)
+    limits = await budget.run_limits(deps.settings.plan_max_turns)
     run_id = await start_run(journal, deps, phase="plan", attempt=plan_round, backend=name,
                              model=model)  # fmt: skip
-    request = AgentRequest(prompt=prompt, workdir=worktree.path, home=home,
-                           deadline_seconds=deadline_seconds(journal.task, deps), model=model,
-                           max_turns=deps.settings.plan_max_turns, read_only=True)  # fmt: skip
-    result = await backend.run(request)
+    async with budget.metered() as wall_left:
+        request = AgentRequest(prompt=prompt, workdir=worktree.path, home=home,
+                               deadline_seconds=deps.settings.agent_timeout_seconds,
+                               model=model, max_turns=limits.max_turns,
+                               max_budget_usd=limits.max_budget_usd, read_only=True,
+                               wall_left=wall_left)  # fmt: skip
+        result = await backend.run(request)
     await finish_run(journal, deps, run_id, result, phase="plan", attempt=plan_round)
     await deps.workspace.discard_changes(worktree, to=start)  # a plan changes nothing
+    breach = await budget.stopped(result, limits)
+    if breach is not None:
+        await block(journal, breach, commits=0, branch=worktree.branch)
+        return
     if not result.ok:
         kind = (result.error_kind or ErrorKind.CRASH).value
         await journal.move(TaskStatus.FAILED, reason=f"the planning run ended with {kind}: "
                            f"{result.error_message}")  # fmt: skip
         return
+    await budget.warn()
     try:
         parsed = parse_plan(result.text)
     except PlanError as exc:

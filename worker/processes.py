@@ -5,6 +5,10 @@ exit, deadline, or cancellation of the awaiting task), the whole group is termin
 afterwards: SIGTERM, a grace period, then SIGKILL. Output is collected through a protocol
 that never stops reading, so a chatty child cannot deadlock on a full pipe, and only the
 tail of each stream is kept in memory.
+
+Besides its own timeout, a command can have a moving deadline (`time_left`: a task's
+wall-time budget, which a person may raise while the command runs). It is asked at the start
+and again whenever the time it gave runs out.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,10 @@ _REAP_SECONDS = 5.0  # how long to wait for the kernel to report a SIGKILLed chi
 _PIPE_DRAIN_SECONDS = 1.0  # how long to wait for EOF once every process of the group is gone
 _STDOUT = 1
 _STDERR = 2
+
+
+# Seconds a command may still run by some outside measure (None: no limit of that kind).
+TimeLeft = Callable[[], Awaitable[float | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,24 @@ async def _wait_for(future: asyncio.Future[None], seconds: float) -> bool:
     return bool(done)
 
 
+async def _wait_exit(
+    exited: asyncio.Future[None], seconds: float, time_left: TimeLeft | None
+) -> bool:
+    """Wait until the child exits, `seconds` pass, or `time_left` says the time is up;
+    True if it exited. `time_left` is asked again each time what it said runs out."""
+    end = time.monotonic() + seconds
+    while True:
+        wait = end - time.monotonic()
+        if time_left is not None and wait > 0:
+            left = await time_left()
+            if left is not None:
+                wait = min(wait, left)
+        if wait <= 0:
+            return exited.done()
+        if await _wait_for(exited, wait):
+            return True
+
+
 async def run_command(
     argv: Sequence[str],
     *,
@@ -149,12 +175,15 @@ async def run_command(
     max_output_bytes: int = 2_000_000,
     kill_grace: float = 3.0,
     merge_stderr: bool = False,
+    time_left: TimeLeft | None = None,
 ) -> CommandResult:
     """Run `argv` (never through a shell) and return its exit code and output tails.
 
-    `env` is the child's whole environment. Each stream keeps its last `max_output_bytes`
-    bytes; with `merge_stderr` stderr goes into stdout and `stderr` is empty. Raises
-    OSError if the program cannot be started (missing executable or cwd).
+    The watchdog stops it after `timeout` seconds, or earlier once `time_left` returns zero
+    or less (`timed_out` is set either way). `env` is the child's whole environment. Each
+    stream keeps its last `max_output_bytes` bytes; with `merge_stderr` stderr goes into
+    stdout and `stderr` is empty. Raises OSError if the program cannot be started (missing
+    executable or cwd).
     """
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -175,7 +204,7 @@ async def run_command(
             if isinstance(stdin, asyncio.WriteTransport):
                 stdin.write(stdin_data)
                 stdin.close()  # flushes, then closes: the child sees EOF
-        exited = await _wait_for(protocol.exited, timeout)
+        exited = await _wait_exit(protocol.exited, timeout, time_left)
         if not exited:
             log.warning("command deadline reached", extra={"pid": pgid, "timeout": timeout})
         await _stop_group(pgid, kill_grace)

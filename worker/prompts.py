@@ -1,5 +1,6 @@
 """What the agent is told: the plan it must propose, the task itself (with the approved plan
-as a binding contract), and the feedback after a failed attempt."""
+as a binding contract), the feedback after a failed attempt, and how to go on after the
+budget stopped the work."""
 
 from __future__ import annotations
 
@@ -121,4 +122,20 @@ def feedback_prompt(feedback: str, *, with_task: str | None = None) -> str:
     else:
         parts += ["Your previous attempt was not accepted."]
     parts += [feedback.strip(), "", "Fix the cause, then stop. The checks run again after you."]
+    return "\n".join(parts)
+
+
+def resume_prompt(reason: str, *, with_task: str | None = None) -> str:
+    """The first prompt after Extend & resume: go on from where the budget stopped the work;
+    the task again when the agent's session cannot be resumed."""
+    parts = []
+    if with_task is not None:
+        parts += [with_task, "", "## You were stopped by the budget"]
+    parts += [
+        f"Your earlier work on this task was stopped because the task reached its budget: "
+        f"{reason}. The budget has been raised.",
+        "What you had done is committed on this branch (see `git log`). Continue from the "
+        "current state of the working tree and finish the task, then stop. The checks run "
+        "after you.",
+    ]
     return "\n".join(parts)

@@ -1,5 +1,8 @@
 """One agent run on the record: its `task_runs` row, the task's spend, and the
-agent_started / agent_finished events. Shared by the plan phase and the implement attempts."""
+agent_started / agent_finished events. Shared by the plan phase and the implement attempts.
+
+The run's cost and turns go on the task here; its wall time is counted by the budget's
+meter around it (worker/budget.py), which also counts a run that is stopped."""
 
 from __future__ import annotations
 
@@ -8,18 +11,10 @@ from typing import Any
 
 from storage.task_events import EventKind
 from storage.task_runs import RunOutcome, TaskRunRepo
-from storage.tasks import Task, TaskRepo
+from storage.tasks import TaskRepo
 from worker.agents.base import AgentResult
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
-
-
-def deadline_seconds(task: Task, deps: WorkerDeps) -> float:
-    """One run's wall-clock limit: the worker's, cut to what is left of the task's budget."""
-    deadline = deps.settings.agent_timeout_seconds
-    if task.max_wall_seconds is not None:
-        deadline = min(deadline, max(1.0, task.max_wall_seconds - task.spent_wall_seconds))
-    return deadline
 
 
 async def start_run(
@@ -44,9 +39,11 @@ async def finish_run(
         cost_usd=cost, turns=result.turns, duration_seconds=result.duration_seconds,
         error_class=kind, error_message=result.error_message, output_tail=result.output_tail,
     ))  # fmt: skip
+    # A run that succeeds without a cost is the subscription case: the task's cost is unknown.
+    # (A run stopped early reports nothing; its cost is missing, but that is no such sign.)
     await TaskRepo(deps.pool).add_spend(journal.task.id, cost_usd=cost or Decimal(0),
-                                        wall_seconds=result.duration_seconds,
-                                        turns=result.turns or 0)  # fmt: skip
+                                        turns=result.turns or 0,
+                                        cost_unknown=result.ok and cost is None)  # fmt: skip
     await journal.event(
         EventKind.AGENT_FINISHED, phase=phase, attempt=attempt, ok=result.ok,
         exit_code=result.exit_code, error_kind=kind, error=result.error_message[:500],

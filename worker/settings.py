@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -20,7 +21,13 @@ class WorkerSettings(BaseSettings):
 
     concurrency: int = Field(default=2, ge=1, le=64)  # tasks run at once, across all workers
     agent_timeout_seconds: float = Field(default=1800, gt=0)  # one agent run, wall clock
+    # --max-turns of one implement attempt; a task's turn budget can cut it shorter.
     default_max_turns: int = Field(default=40, ge=1)
+    # Budgets of tasks that set none and whose repo sets none; unset: no limit. They add up
+    # everything a task spends: its plan phase, all its attempts, and (wall time) its checks.
+    default_max_cost_usd: Decimal | None = Field(default=None, gt=0)
+    default_max_wall_seconds: int | None = Field(default=None, gt=0)
+    default_max_total_turns: int | None = Field(default=None, gt=0)
     heartbeat_seconds: float = Field(default=30, gt=0)  # a dead worker's job is re-run after it
     shutdown_grace_seconds: float = Field(default=10, ge=0)
     # Cancel requests and the paused switch arrive by NOTIFY; they are also read this often,

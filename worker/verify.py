@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.processes import run_command, tail
+from worker.processes import TimeLeft, run_command, tail
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,12 @@ async def run_verify(
     env: Mapping[str, str],
     timeout_per_step: float,
     output_limit: int = 20_000,
+    time_left: TimeLeft | None = None,
 ) -> VerifyResult:
-    """Run the steps in order; stop at the first that fails. Empty commands are skipped."""
+    """Run the steps in order; stop at the first that fails. Empty commands are skipped.
+
+    `time_left` (the task's wall time) can stop a step before its own timeout: it then
+    counts as timed out."""
     results: list[StepResult] = []
     for step in steps:
         if not step.command.strip():
@@ -92,6 +96,7 @@ async def run_verify(
             timeout=timeout_per_step,
             max_output_bytes=4 * output_limit,  # UTF-8: at most 4 bytes per character
             merge_stderr=True,
+            time_left=time_left,
         )
         result = StepResult(
             name=step.name,

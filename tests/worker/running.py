@@ -53,6 +53,14 @@ def hang_agent(pids: Path, *options: str) -> str:
                      *map(shlex.quote, options)])  # fmt: skip
 
 
+def fake_claude(tmp_path: Path) -> str:
+    """An executable `claude` that runs tests/fakes/agents/fake_claude.py."""
+    wrapper = tmp_path / "claude"
+    wrapper.write_text(f'#!/bin/sh\nexec {PY} {shlex.quote(str(AGENTS / "fake_claude.py"))} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def pipeline_agent(mode: str) -> str:
     return f"{PY} {shlex.quote(str(AGENTS / 'pipeline_agent.py'))} {{prompt}} {mode}"
 

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.agent_requests import make_request
 from tests.claude_samples import EXPECTED, SAMPLES, assert_matches
+from tests.worker.running import fake_claude
 from worker.agents.base import ErrorKind
 from worker.agents.claude import ClaudeBackend, prompt_on_stdin
 
-FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "agents" / "fake_claude.py"
 SECRETS = {
     "TELEGRAM_BOT_TOKEN": "123:telegram-secret",
     "DATABASE_URL": "postgresql://u:db-secret@h/db",
@@ -104,14 +103,6 @@ def test_env_without_credentials_sets_none(tmp_path: Path, monkeypatch: pytest.M
     env = ClaudeBackend().build_env(make_request(tmp_path))
     assert "ANTHROPIC_API_KEY" not in env
     assert "ANTHROPIC_BASE_URL" not in env
-
-
-def fake_claude(tmp_path: Path) -> str:
-    """An executable that runs fake_claude.py with this interpreter."""
-    wrapper = tmp_path / "claude"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_CLAUDE}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
 
 
 @pytest.mark.parametrize("name", ["success_json", "error_429_rate_limit", "error_max_turns"])

@@ -112,6 +112,59 @@ async def test_sigterm_ignored_escalates_to_sigkill(tmp_path: Path) -> None:
         assert await wait_gone(pid)
 
 
+async def test_time_left_stops_the_command_before_its_timeout(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    asked: list[float] = []
+    end = time.monotonic() + 1.0
+
+    async def time_left() -> float:
+        asked.append(time.monotonic())
+        return end - time.monotonic()
+
+    result = await run_command(
+        [sys.executable, str(FAKES / "hang.py"), str(pid_file)], cwd=tmp_path, env=ENV,
+        timeout=60, time_left=time_left,
+    )  # fmt: skip
+    stopped = time.monotonic()
+    assert result.timed_out
+    assert result.exit_code is None
+    assert end <= stopped < end + 1.5  # SIGTERM ends it at once
+    assert len(asked) >= 2  # at the start, and again when the time it gave ran out
+    for pid in await read_pids(pid_file):
+        assert await wait_gone(pid)
+
+
+async def test_time_left_raised_meanwhile_lets_the_command_finish(tmp_path: Path) -> None:
+    end = time.monotonic() + 0.5
+    raised = False
+
+    async def time_left() -> float:
+        nonlocal end, raised
+        if time.monotonic() >= end and not raised:  # raised just as the time ran out
+            end, raised = end + 1.5, True
+        return end - time.monotonic()
+
+    script = "import time; time.sleep(1.0); print('finished')"
+    result = await run_command(
+        [sys.executable, "-c", script], cwd=tmp_path, env=ENV, timeout=30, time_left=time_left
+    )
+    assert not result.timed_out
+    assert result.exit_code == 0
+    assert result.stdout == "finished\n"
+    assert raised
+
+
+async def test_no_time_left_means_the_own_timeout(tmp_path: Path) -> None:
+    async def no_limit() -> None:
+        return None
+
+    result = await run_command(
+        ["/bin/sh", "-c", "sleep 300"], cwd=tmp_path, env=ENV, timeout=0.5, time_left=no_limit
+    )
+    assert result.timed_out
+    assert result.duration_seconds < 3
+
+
 async def test_cancellation_kills_the_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     script = f"sleep 300 & echo $$ $! > {pid_file}; sleep 300"

@@ -8,6 +8,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from worker.processes import TimeLeft
+
 
 class ErrorKind(StrEnum):
     """Why an agent run did not succeed; drives retry and escalation decisions."""
@@ -29,10 +31,13 @@ class AgentRequest:
     workdir: Path  # the task's worktree; the agent runs with this as cwd
     home: Path  # a per-run HOME directory (created by the caller)
     deadline_seconds: float  # wall-clock limit; the whole process group is killed after it
-    max_turns: int | None = None
+    max_turns: int | None = None  # for this run: the per-run cap, cut to the task's turns left
     model: str | None = None
     resume_session_id: str | None = None  # continue an earlier session (retry with feedback)
-    max_budget_usd: float | None = None
+    max_budget_usd: float | None = None  # the dollars left of the task's cost limit
+    # The task's wall time left, asked again when it runs out (an Extend may have raised it):
+    # the process group is killed once it is gone, even before `deadline_seconds`.
+    wall_left: TimeLeft | None = None
     # The plan phase: look, don't touch. Backends restrict the agent's tools where they can.
     read_only: bool = False
 

@@ -2,7 +2,9 @@
 
 Placeholders: {prompt}, {workdir}, {session} (the session to resume, or empty) and {phase}
 ("plan" or "implement"; also in the environment as DEVSERVER_PHASE). In the plan phase the
-program should only read: whatever it changes in the worktree is thrown away.
+program should only read: whatever it changes in the worktree is thrown away. The run's turn
+cap and the dollars left of the task's budget, when there are any, are in the environment as
+DEVSERVER_MAX_TURNS and DEVSERVER_MAX_BUDGET_USD.
 
 Used for scripted agents in tests and for CLIs without a dedicated backend. The program may
 report its session, cost and turns by printing, as the last line of its stdout, a JSON
@@ -70,6 +72,8 @@ class CommandBackend:
         extra["DEVSERVER_PHASE"] = request.phase
         if request.max_turns is not None:
             extra["DEVSERVER_MAX_TURNS"] = str(request.max_turns)
+        if request.max_budget_usd is not None:
+            extra["DEVSERVER_MAX_BUDGET_USD"] = f"{request.max_budget_usd:.4f}"
         return agent_environment(request.home, extra)
 
     async def run(self, request: AgentRequest) -> AgentResult:

@@ -25,7 +25,7 @@ async def launch(
     try:
         return await run_command(
             argv, cwd=request.workdir, env=env, timeout=request.deadline_seconds,
-            stdin_data=stdin_data,
+            stdin_data=stdin_data, time_left=request.wall_left,
         )  # fmt: skip
     except OSError as exc:
         log.warning("agent could not start", extra={"backend": backend, "error": str(exc)})

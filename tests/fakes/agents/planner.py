@@ -2,7 +2,8 @@
 
 Usage: planner.py PROMPT PHASE SCRIPT (cwd is the worktree). SCRIPT is a JSON file:
 
-  {"calls": DIR,                      every call writes DIR/NN-PHASE.json: prompt, phase, env
+  {"calls": DIR,                      every call writes DIR/NN-PHASE.json: prompt, phase, and
+                                      the DEVSERVER_* environment (phase, turns, dollars)
    "plans": [TEXT, ...],              what the Nth plan call prints (the last one repeats)
    "plan_exit": N,                    optional: the plan calls exit N instead
    "plan_writes": {PATH: TEXT},       optional: what a plan call (wrongly) writes anyway
@@ -33,7 +34,8 @@ def main() -> int:
     earlier = sorted(calls.glob(f"*-{phase}.json"))
     number = len(list(calls.iterdir())) + 1
     record = {"prompt": prompt, "phase": phase, "env_phase": os.environ.get("DEVSERVER_PHASE"),
-              "max_turns": os.environ.get("DEVSERVER_MAX_TURNS")}  # fmt: skip
+              "max_turns": os.environ.get("DEVSERVER_MAX_TURNS"),
+              "max_budget_usd": os.environ.get("DEVSERVER_MAX_BUDGET_USD")}  # fmt: skip
     (calls / f"{number:02d}-{phase}.json").write_text(json.dumps(record))
     here = Path.cwd()
     if phase == "plan":
