@@ -83,6 +83,13 @@ def money(amount: Decimal | float | None) -> str:
     return "$0.00" if amount is None else f"${Decimal(amount):.2f}"
 
 
+def spent(task: Task) -> str:
+    """What the task cost; with a subscription the agent reports no cost, so say so."""
+    if task.cost_unknown:
+        return "unknown (subscription)"
+    return money(task.spent_cost_usd)
+
+
 # -- help --------------------------------------------------------------------------------
 
 HELP = (
@@ -138,10 +145,11 @@ def card(task: Task, repo: Repo, last: TaskEvent | None, attempts: int) -> str:
     ]
     if task.status_reason:
         lines.append(f"Reason: {esc(clip(task.status_reason, 400))}")
-    budget = f" of {money(task.max_cost_usd)}" if task.max_cost_usd else ""
+    budget = (
+        f" of {money(task.max_cost_usd)}" if task.max_cost_usd and not task.cost_unknown else ""
+    )
     lines += [
-        f"Attempts: {attempts} · Cost: {money(task.spent_cost_usd)}{budget} · "
-        f"Elapsed: {elapsed(task)}",
+        f"Attempts: {attempts} · Cost: {spent(task)}{budget} · Elapsed: {elapsed(task)}",
         f"Last: {esc(describe_event(last))}",
     ]
     if task.status is TaskStatus.AWAITING_APPROVAL:
@@ -193,7 +201,7 @@ def alert(task: Task, event: TaskEvent) -> str:
             body = f"Pre-PR check failed. {reason}"
         case _:
             body = esc(event.kind.value.replace("_", " "))
-    cost = f"Cost {money(task.spent_cost_usd)} · {elapsed(task)}"
+    cost = f"Cost {spent(task)} · {elapsed(task)}"
     return f"{head}\n{body}\n{cost}"
 
 
@@ -264,7 +272,7 @@ def budget(task: Task) -> str:
     turns = str(task.max_turns) if task.max_turns else None
     return "\n".join([
         f"💰 <b>{esc(task.key)}</b> {esc(clip(task.title, 200))}",
-        _limit("Cost", money(task.spent_cost_usd), cost),
+        _limit("Cost", spent(task), cost),
         _limit("Wall time", _minutes(task.spent_wall_seconds), wall),
         _limit("Turns", str(task.spent_turns), turns),
     ])  # fmt: skip

@@ -102,3 +102,14 @@ async def test_a_task_stopped_by_its_budget_offers_extend_and_resume(
     assert resumed.status is TaskStatus.QUEUED
     assert resumed.max_cost_usd == Decimal("4.00")
     assert "queued again" in fake_tg.last("sendMessage").params["text"]
+
+
+async def test_with_a_subscription_the_cost_is_unknown_not_zero(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    task = await add_task(pool, await add_repo(pool))
+    await TaskRepo(pool).add_spend(task.id, wall_seconds=12.0, turns=3, cost_unknown=True)
+    await _say(bot, pool, f"/budget {task.key}")
+    assert "Cost: unknown (subscription)" in fake_tg.last("sendMessage").params["text"]
+    await _say(bot, pool, f"/task {task.key}")
+    assert "Cost: unknown (subscription)" in fake_tg.last("sendMessage").params["text"]
