@@ -32,7 +32,7 @@ def make_deps(pool: Pool, **overrides: object) -> BotDeps:
     return BotDeps(pool=pool, settings=settings(**overrides))
 
 
-async def add_repo(pool: Pool, name: str = "shop", source: str = "/tmp/none", **kw: str) -> Repo:
+async def add_repo(pool: Pool, name: str = "shop", source: str = "/tmp/none", **kw: object) -> Repo:
     new = NewRepo(name=name, source=source, default_branch="main", **kw)  # type: ignore[arg-type]
     return await RepoRepo(pool).add(new)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +24,9 @@ from tests.claude_samples import SAMPLES
 from tests.gitrepos import git, make_repo
 from tests.procs import is_gone
 from tests.worker.running import (
-    AGENTS,
-    PY,
     Planner,
     Pool,
+    Sequence,
     fake_claude,
     hang_agent,
     wait_pids,
@@ -48,35 +46,6 @@ SETTINGS = WorkerSettings(agent_timeout_seconds=20)
 PLAN = {"summary": "Add a greeting file", "approach": "Write it.", "risks": [],
         "steps": ["Write hello.txt"], "files_to_touch": ["hello.txt"],
         "acceptance_check": "it says hello"}  # fmt: skip
-
-
-class Sequence:
-    """tests/fakes/agents/sequence.py: the Nth call follows the Nth step."""
-
-    def __init__(self, tmp_path: Path, steps: list[dict[str, Any]]) -> None:
-        self.calls_dir = tmp_path / "sequence-calls"
-        self.path = tmp_path / "sequence.json"
-        self.path.write_text(json.dumps({"calls": str(self.calls_dir), "steps": steps}))
-
-    @property
-    def command(self) -> str:
-        agent = shlex.quote(str(AGENTS / "sequence.py"))
-        return f"{PY} {agent} {{prompt}} {{phase}} {{session}} {shlex.quote(str(self.path))}"
-
-    def calls(self) -> list[dict[str, Any]]:
-        if not self.calls_dir.exists():
-            return []
-        return [json.loads(p.read_text()) for p in sorted(self.calls_dir.glob("*.json"))]
-
-    async def pids(self, call: int) -> list[int]:
-        """The agent's and its child's pid, once the `call`th call hangs."""
-        pid_file = self.calls_dir / f"{call:02d}.pids"
-
-        async def written() -> bool:
-            return len(pid_file.read_text().split()) == 2 if pid_file.exists() else False
-
-        await wait_until(written, f"{pid_file.name} written", within=10)
-        return [int(pid) for pid in pid_file.read_text().split()]
 
 
 @pytest.fixture
