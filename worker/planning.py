@@ -17,11 +17,14 @@ round still waits undecided.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from storage.artifacts import ArtifactKind, ArtifactRepo
+from storage.db import Connection
 from storage.errors import NotFound
 from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo, record_move
@@ -155,17 +158,32 @@ def _still_waiting(task: Task, plan_round: int) -> bool:
     )
 
 
-async def remind(payload: PlanReminderPayload, deps: WorkerDeps) -> None:
-    """The plan_reminder job: tell the chat again, if that round still waits."""
+@contextlib.asynccontextmanager
+async def _undecided(
+    task_id: int, plan_round: int, deps: WorkerDeps, job: str
+) -> AsyncIterator[tuple[Connection, Task] | None]:
+    """In one transaction, the task locked if `plan_round` still waits; else None. The lock
+    makes a decision taken at this moment wait, then find the round no longer pending."""
     async with deps.pool.acquire() as conn, conn.transaction():
         try:
-            task = await TaskRepo(conn).lock(payload.task_id)
+            task = await TaskRepo(conn).lock(task_id)
         except NotFound:
+            yield None
             return
-        if not _still_waiting(task, payload.round):
-            log.info("plan reminder not needed", extra={"task_key": task.key,
-                                                        "round": payload.round})  # fmt: skip
+        if not _still_waiting(task, plan_round):
+            log.info("plan job not needed",
+                     extra={"task_key": task.key, "round": plan_round, "job": job})  # fmt: skip
+            yield None
             return
+        yield conn, task
+
+
+async def remind(payload: PlanReminderPayload, deps: WorkerDeps) -> None:
+    """The plan_reminder job: tell the chat again, if that round still waits."""
+    async with _undecided(payload.task_id, payload.round, deps, "reminder") as found:
+        if found is None:
+            return
+        conn, task = found
         since = task.awaiting_since or task.updated_at
         waited = max(0, round((datetime.now(UTC) - since).total_seconds()))
         reminder = {"round": payload.round, "waiting_seconds": waited}
@@ -175,15 +193,10 @@ async def remind(payload: PlanReminderPayload, deps: WorkerDeps) -> None:
 
 async def expire(payload: PlanExpiryPayload, deps: WorkerDeps) -> None:
     """The plan_expiry job: block the task if that round is still undecided."""
-    async with deps.pool.acquire() as conn, conn.transaction():
-        try:
-            task = await TaskRepo(conn).lock(payload.task_id)
-        except NotFound:
+    async with _undecided(payload.task_id, payload.round, deps, "expiry") as found:
+        if found is None:
             return
-        if not _still_waiting(task, payload.round):
-            log.info("plan expiry not needed", extra={"task_key": task.key,
-                                                      "round": payload.round})  # fmt: skip
-            return
+        conn, task = found
         wait = describe_seconds(deps.settings.plan_expire_after_seconds)
         reason = f"plan not decided within {wait}; /retry to plan again"
         await record_move(conn, task, TaskStatus.BLOCKED, reason=reason)

@@ -5,19 +5,15 @@ raises the limit and the task finishes on the same branch."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.app import run_bot
 from storage.tasks import TaskRepo, TaskStatus
 from tests.bot.updates import callback_update, message_update
-from tests.bot.world import ALICE, Pool, add_repo, settings
+from tests.bot.world import ALICE, Pool, add_repo, bot_and_worker
 from tests.fakes.telegram import Call, FakeTelegram
 from tests.gitrepos import apply_mbox, make_repo
 from tests.worker.running import Sequence
-from worker.app import run_worker
-from worker.settings import ClaudeSettings, WorkerSettings
 
 
 def _says(text: str) -> Callable[[Call], bool]:
@@ -39,13 +35,7 @@ async def test_a_task_stopped_by_its_budget_is_extended_and_resumed_from_telegra
     ])  # fmt: skip
     await add_repo(pool, "shop", str(upstream), agent_backend="command",
                    agent_command=agent.command, max_attempts=1, max_wall_seconds=3)  # fmt: skip
-    stop = asyncio.Event()
-    services = [
-        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
-        asyncio.create_task(run_worker(db_dsn, WorkerSettings(recheck_seconds=0.5),
-                                       ClaudeSettings(), tmp_path / "home", stop)),
-    ]  # fmt: skip
-    try:
+    async with bot_and_worker(tg_url, db_dsn, tmp_path / "home"):
         fake_tg.push_update(message_update("/new shop Never finishes alone", user_id=ALICE))
         [warning] = await fake_tg.wait_for(
             "sendMessage", timeout=30, where=_says("80% of its wall")
@@ -63,9 +53,6 @@ async def test_a_task_stopped_by_its_budget_is_extended_and_resumed_from_telegra
         fake_tg.push_update(callback_update(data, user_id=ALICE, message=message))
         await fake_tg.wait_for("sendMessage", timeout=30, where=_says("Done."))
         [_, final] = await fake_tg.wait_for("sendDocument", count=2, timeout=30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
 
     task = await TaskRepo(pool).by_key("SHOP-1")
     assert task.status is TaskStatus.DONE

@@ -8,17 +8,15 @@ import shlex
 import sys
 from pathlib import Path
 
-from bot.app import run_bot
 from storage.errors import NotFound
 from storage.tasks import TaskRepo, TaskStatus
 from tests.bot.updates import message_update
-from tests.bot.world import ALICE, MALLORY, Pool, add_repo, settings
+from tests.bot.world import ALICE, MALLORY, Pool, add_repo, bot_and_worker
 from tests.fakes.telegram import FakeTelegram
 from tests.gitrepos import apply_mbox, make_repo
 from tests.procs import wait_gone
 from tests.worker.running import hang_agent, wait_pids, wait_until
-from worker.app import run_worker
-from worker.settings import ClaudeSettings, WorkerSettings
+from worker.settings import WorkerSettings
 
 AGENT = Path(__file__).resolve().parents[1] / "fakes" / "agents" / "pipeline_agent.py"
 PY = shlex.quote(sys.executable)
@@ -31,16 +29,7 @@ async def test_new_task_in_telegram_comes_back_as_an_mbox_that_applies(
     await add_repo(pool, "shop", str(upstream), agent_backend="command",
                    agent_command=f"{PY} {shlex.quote(str(AGENT))} {{prompt}} write",
                    test_command="test -f hello.txt")  # fmt: skip
-    stop = asyncio.Event()
-    services = [
-        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
-        asyncio.create_task(
-            run_worker(
-                db_dsn, WorkerSettings(concurrency=1), ClaudeSettings(), tmp_path / "home", stop
-            )
-        ),
-    ]
-    try:
+    async with bot_and_worker(tg_url, db_dsn, tmp_path / "home", WorkerSettings(concurrency=1)):
         commands = (await fake_tg.wait_for("setMyCommands"))[0].params["commands"]
         assert {c["command"] for c in commands} >= {"new", "tasks", "cancel", "pause"}
         fake_tg.push_update(message_update("/new shop steal the secrets", user_id=MALLORY))
@@ -49,9 +38,6 @@ async def test_new_task_in_telegram_comes_back_as_an_mbox_that_applies(
             user_id=ALICE))  # fmt: skip
         document = (await fake_tg.wait_for("sendDocument", timeout=60))[0]
         await fake_tg.wait_for("sendMessage", where=lambda c: "Done" in c.params["text"])
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
 
     task = await TaskRepo(pool).by_key("SHOP-1")
     assert task.status is TaskStatus.DONE
@@ -83,16 +69,10 @@ async def test_cancel_and_pause_from_telegram_reach_the_running_worker(
     pids = tmp_path / "pids"
     await add_repo(pool, "shop", str(upstream), agent_backend="command",
                    agent_command=hang_agent(pids, "--write", "partial.txt"))  # fmt: skip
-    stop = asyncio.Event()
-    worker_settings = WorkerSettings(concurrency=2, recheck_seconds=0.5)
-    services = [
-        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
-        asyncio.create_task(
-            run_worker(db_dsn, worker_settings, ClaudeSettings(), tmp_path / "home", stop)
-        ),
-    ]
     tasks = TaskRepo(pool)
-    try:
+    async with bot_and_worker(
+        tg_url, db_dsn, tmp_path / "home", WorkerSettings(concurrency=2, recheck_seconds=0.5)
+    ):
         fake_tg.push_update(message_update("/new shop Never ends", user_id=ALICE))
         await wait_until(lambda: _status(pool, "SHOP-1", TaskStatus.RUNNING), "running", 30)
         agent_pids = await wait_pids(pids)
@@ -115,9 +95,6 @@ async def test_cancel_and_pause_from_telegram_reach_the_running_worker(
         await wait_until(lambda: _status(pool, "SHOP-2", TaskStatus.RUNNING), "resumed", 30)
         fake_tg.push_update(message_update("/cancel SHOP-2", user_id=ALICE))
         await wait_until(lambda: _status(pool, "SHOP-2", TaskStatus.CANCELLED), "cancelled", 30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
     cancelled = await tasks.by_key("SHOP-1")
     assert cancelled.status_reason == "cancelled by Ada Lovelace (1001)"
     alert = next(c for c in fake_tg.sent("sendMessage") if "Cancelled" in c.params["text"])

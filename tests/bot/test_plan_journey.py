@@ -4,22 +4,18 @@ the contract → a file outside the plan is sent back once → done, mbox delive
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.app import run_bot
 from bot.callbacks import NewStep
 from storage.tasks import TaskRepo, TaskStatus
 from tests.bot.updates import callback_update, message_update
-from tests.bot.world import ALICE, Pool, add_repo, settings
+from tests.bot.world import ALICE, Pool, add_repo, bot_and_worker
 from tests.fakes.telegram import Call, FakeTelegram
 from tests.gitrepos import apply_mbox, make_repo
 from tests.worker.running import Planner
-from worker.app import run_worker
-from worker.settings import ClaudeSettings, WorkerSettings
 
 
 def _plan(summary: str, files: list[str]) -> str:
@@ -79,13 +75,7 @@ async def test_plan_revise_approve_scope_and_done_from_telegram(
     )  # fmt: skip
     await add_repo(pool, "shop", str(upstream), agent_backend="command",
                    agent_command=planner.command, test_command="test -f hello.txt")  # fmt: skip
-    stop = asyncio.Event()
-    services = [
-        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
-        asyncio.create_task(run_worker(db_dsn, WorkerSettings(recheck_seconds=0.5),
-                                       ClaudeSettings(), tmp_path / "home", stop)),
-    ]  # fmt: skip
-    try:
+    async with bot_and_worker(tg_url, db_dsn, tmp_path / "home"):
         await fake_tg.wait_for("setMyCommands")
         await _new_interactive_task(fake_tg)
         await fake_tg.wait_for("sendMessage", timeout=30,
@@ -106,9 +96,6 @@ async def test_plan_revise_approve_scope_and_done_from_telegram(
 
         await _press(fake_tg, second, "Approve")
         document = (await fake_tg.wait_for("sendDocument", timeout=60))[0]
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
 
     task = await TaskRepo(pool).by_key("SHOP-1")
     assert task.status is TaskStatus.DONE

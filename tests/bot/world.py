@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TypeAlias
 
 import asyncpg
 
+from bot.app import run_bot
 from bot.deps import BotDeps
 from bot.settings import BotSettings
 from storage.repos import NewRepo, Repo, RepoRepo
 from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from worker.app import run_worker
 from worker.queue import submit_task
+from worker.settings import ClaudeSettings, WorkerSettings
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
@@ -55,3 +62,22 @@ async def add_task(
     for step in path:
         task = await TaskRepo(pool).move(task.id, step)
     return task
+
+
+@contextlib.asynccontextmanager
+async def bot_and_worker(
+    tg_url: str, db_dsn: str, home: Path, worker: WorkerSettings | None = None
+) -> AsyncIterator[None]:
+    """The real bot (long polling against the fake Bot API, outbox) and the real worker,
+    running until the block ends."""
+    stop = asyncio.Event()
+    services = [
+        asyncio.create_task(run_bot(settings(api_base_url=tg_url), db_dsn, stop)),
+        asyncio.create_task(run_worker(db_dsn, worker or WorkerSettings(recheck_seconds=0.5),
+                                       ClaudeSettings(), home, stop)),
+    ]  # fmt: skip
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*services), timeout=30)
