@@ -13,7 +13,9 @@ from tests.worker.running import Pool, add_repo, pipeline_agent, submit, wait_un
 from worker.control import APPLICATION_NAME, WorkerControl
 
 _TERMINATE = """
-    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1
+    SELECT count(pg_terminate_backend(pid))
+      FROM pg_stat_activity
+     WHERE application_name = $1 AND datname = current_database()  -- not other tests' workers
 """
 
 
