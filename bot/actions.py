@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from bot import texts
+from bot import plan_texts, texts
 from bot.callbacks import PlanDecision
 from bot.deps import Operator, Pool
 from storage.artifacts import ArtifactRepo
@@ -22,7 +22,8 @@ from storage.limits import parse_cost, parse_duration, parse_turns
 from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_runs import TaskRunRepo
-from storage.tasks import ACTIVE, TERMINAL, NewTask, Task, TaskCounts, TaskRepo, TaskStatus
+from storage.task_status import ACTIVE, TERMINAL, TaskStatus
+from storage.tasks import NewTask, Task, TaskCounts, TaskRepo
 from storage.worker_state import WorkerStateRepo
 from worker.queue import queue_task, submit_task
 
@@ -120,10 +121,10 @@ async def decide_plan(
             and task.plan_round == plan_round
             and not (task.plan and task.plan.get("ok"))
         ):
-            raise UserError(texts.PLAN_UNREADABLE)
+            raise UserError(plan_texts.PLAN_UNREADABLE)
         decided = await tasks.decide_plan(task_id, plan_round, decision, op.label, feedback)
         if decided is None:
-            raise UserError(texts.PLAN_STALE)
+            raise UserError(plan_texts.PLAN_STALE)
         await _record(conn, decided, op, f"plan_{decision}", "button")
         events = TaskEventRepo(conn)
         by = {"round": plan_round, "by": op.label}

@@ -7,7 +7,7 @@ import logging
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.types import BotCommand
 
 from bot import texts
@@ -40,9 +40,10 @@ def build_bot(settings: BotSettings) -> Bot:
     problem = settings.problem()
     if problem is not None or settings.bot_token is None:
         raise BotConfigError(problem)
-    api = TelegramAPIServer.from_base(settings.api_base_url) if settings.api_base_url else None
-    session = AiohttpSession(api=api, timeout=REQUEST_TIMEOUT) if api else AiohttpSession(
-        timeout=REQUEST_TIMEOUT)  # fmt: skip
+    api = (
+        TelegramAPIServer.from_base(settings.api_base_url) if settings.api_base_url else PRODUCTION
+    )
+    session = AiohttpSession(api=api, timeout=REQUEST_TIMEOUT)
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 

@@ -18,7 +18,8 @@ from bot.callbacks import (
     TaskVerb,
 )
 from storage.repos import Repo
-from storage.tasks import ACTIVE, TERMINAL, Task, TaskStatus
+from storage.task_status import ACTIVE, TERMINAL, TaskStatus
+from storage.tasks import Task
 
 # The budgets /new offers: button value → (cost in dollars, working time in seconds, label).
 BUDGET_PRESETS = {

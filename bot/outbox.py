@@ -30,7 +30,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile
 
-from bot import actions, keyboards, texts
+from bot import actions, keyboards, plan_texts, texts
 from bot.deps import Pool
 from bot.mbox import mbox_stats
 from bot.replies import not_modified_is_fine, send_html
@@ -211,9 +211,9 @@ class Outbox:
             return False
         match event.kind:
             case EventKind.PLAN_PENDING:
-                text, markup = texts.plan_message(task), keyboards.plan_review(task)
+                text, markup = plan_texts.plan_message(task), keyboards.plan_review(task)
             case EventKind.PLAN_REMINDER:
-                text, markup = texts.plan_reminder(task), keyboards.plan_review(task)
+                text, markup = plan_texts.plan_reminder(task), keyboards.plan_review(task)
             case EventKind.BUDGET_WARNING:
                 text, markup = texts.alert(task, event), keyboards.budget(task, resume=False)
             case EventKind.TASK_BLOCKED if "budget_exceeded" in event.payload:

@@ -17,7 +17,8 @@ from bot.mbox import MboxStats
 from storage.repos import Repo
 from storage.task_events import TaskEvent
 from storage.task_runs import TaskRun
-from storage.tasks import Task, TaskCounts, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskCounts
 
 MESSAGE_LIMIT = 4096  # characters of visible text in one message
 CAPTION_LIMIT = 1024
@@ -154,7 +155,7 @@ def card(task: Task, repo: Repo, last: TaskEvent | None, attempts: int) -> str:
     ]
     if task.status is TaskStatus.AWAITING_APPROVAL:
         lines.append(f"Waiting for your decision on its plan (round {task.plan_round}).")
-    if task.cancel_requested_at and task.status not in (TaskStatus.CANCELLED,):
+    if task.cancel_requested_at and task.status is not TaskStatus.CANCELLED:
         lines.append(f"Cancel requested by {esc(task.cancel_requested_by or '?')}")
     return "\n".join(lines)
 
@@ -205,51 +206,6 @@ def alert(task: Task, event: TaskEvent) -> str:
     return f"{head}\n{body}\n{cost}"
 
 
-def plan_message(task: Task) -> str:
-    """The plan for review: summary, numbered steps, files, risks; one line per item, so a
-    long plan splits cleanly over several messages."""
-    plan = task.plan or {}
-    head = (f"🧭 <b>{esc(task.key)}</b> {esc(clip(task.title, 200))}\n"
-            f"<b>Plan, round {task.plan_round}</b>")  # fmt: skip
-    if not plan.get("ok"):
-        raw = str(plan.get("raw", "")).strip()
-        lines = [
-            head,
-            f"⚠️ The plan could not be read: {esc(clip(str(plan.get('error', '?')), 300))}",
-        ]
-        if raw:
-            lines += ["", "The agent wrote:", f"<i>{esc(clip(' '.join(raw.split()), 1500))}</i>"]
-        return "\n".join([*lines, "", "Re-plan to try again, or reject."])
-    lines = [head, esc(clip(str(plan.get("summary", "")), 1000))]
-    if plan.get("approach"):
-        lines += ["", f"<b>Approach</b>: {esc(clip(str(plan['approach']), 1000))}"]
-    lines += ["", "<b>Steps</b>"]
-    lines += [
-        f"{n}. {esc(clip(str(step), 500))}" for n, step in enumerate(plan.get("steps", []), 1)
-    ]
-    lines += ["", "<b>Files it may change</b>"]
-    lines += [f"• <code>{esc(clip(str(f), 200))}</code>" for f in plan.get("files_to_touch", [])]
-    if plan.get("risks"):
-        lines += ["", "<b>Risks</b>"]
-        lines += [f"• {esc(clip(str(r), 300))}" for r in plan["risks"]]
-    if plan.get("acceptance_check"):
-        lines += ["", f"<b>Done when</b>: {esc(clip(str(plan['acceptance_check']), 600))}"]
-    return "\n".join(lines)
-
-
-def plan_reminder(task: Task) -> str:
-    return (
-        f"⏰ <b>{esc(task.key)}</b> {esc(clip(task.title, 200))}\nIts plan (round "
-        f"{task.plan_round}) still waits for your decision."
-    )
-
-
-def plan_decided(task: Task, decision: str, by: str) -> str:
-    """Appended to the plan message once decided (its buttons go)."""
-    mark = {"approve": "✅ Approved", "reject": "⛔ Rejected", "revise": "✏️ Sent back"}[decision]
-    return f"{mark} by {esc(by)}."
-
-
 BUDGET_USAGE = (
     "Usage: <code>/budget KEY</code> to see it, or <code>/budget KEY cost 5</code>, "
     "<code>/budget KEY wall 45m</code>, <code>/budget KEY turns 80</code> "
@@ -280,17 +236,6 @@ def budget(task: Task) -> str:
 
 def budget_extended(task: Task) -> str:
     return f"💰 <b>{esc(task.key)}</b>: limits raised.\n" + budget(task).split("\n", 1)[1]
-
-
-PLAN_STALE = "This plan was already decided, or a newer one replaced it."
-PLAN_UNREADABLE = "This plan could not be read, so there is nothing to approve: Re-plan instead."
-PLAN_ASK_FEEDBACK = (
-    "✏️ What should change in the plan for <b>{key}</b>? Send it as your next message here."
-)
-
-
-def plan_revising(task: Task) -> str:
-    return f"✏️ <b>{esc(task.key)}</b>: planning again with your feedback."
 
 
 def mbox_caption(task: Task, stats: MboxStats, filename: str) -> str:
@@ -399,56 +344,6 @@ def status(counts: TaskCounts, paused: bool, running: Sequence[Task]) -> str:
 
 PAUSED = "⏸ Paused. Running tasks finish; no new task starts until /resume."
 RESUMED = "▶️ Resumed. Queued tasks start again."
-
-
-# -- /new -------------------------------------------------------------------------------
-
-NEW_PICK_REPO = "<b>New task</b> — which repository?"
-NEW_ASK_TEXT = (
-    "<b>New task</b> in <b>{repo}</b>.\nSend the task: the first line is the title, the "
-    "rest is the description. /cancel stops here."
-)
-NEW_PICK_MODE = (
-    "How should it run?\n<b>Autonomous</b>: straight to work. "
-    "<b>Interactive</b>: a plan comes first, for you to approve."
-)
-FLOWS = {
-    "patch": "<b>Patch</b>: the commits come back here as an mbox.",
-    "pr": "<b>PR</b>: a pull request on the repository's forge.",
-    "direct": "<b>Direct</b>: pushed to the default branch.",
-}
-
-
-def new_flow(flows: Sequence[str]) -> str:
-    lines = ["What should happen to the result?", *(FLOWS[f] for f in flows)]
-    if len(flows) < len(FLOWS):
-        lines.append("<i>PR and direct delivery need a forge; none is set up for this repo.</i>")
-    return "\n".join(lines)
-
-
-NEW_PICK_BUDGET = (
-    "A budget for this task? The agent stops at either limit and its work so far comes back; "
-    "you can extend and resume. <i>Default</i>: the repository's limits."
-)
-NEW_CANCELLED = "New task cancelled."
-NEW_EXPIRED = "That dialog is over; start again with /new."
-NO_REPOS = repo_list([])
-NEW_USAGE = (
-    "Usage: <code>/new</code> for a guided dialog, or\n<code>/new REPO title</code> with the "
-    "description on the following lines."
-)
-
-
-def new_summary(data: dict[str, str]) -> str:
-    """The confirm card of /new, from the dialog's data."""
-    description = data.get("description", "")
-    body = f"\n{esc(clip(description, 600))}" if description else ""
-    return (
-        f"<b>New task</b> in <b>{esc(data['repo'])}</b>\n"
-        f"<b>{esc(clip(data['title'], 200))}</b>{body}\n\n"
-        f"Mode: {esc(data['mode'])} · Flow: {esc(data['flow'])} · "
-        f"Budget: {esc(data.get('budget_label', 'default'))}"
-    )
 
 
 # -- errors --------------------------------------------------------------------------------

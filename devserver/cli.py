@@ -22,7 +22,8 @@ from storage.limits import parse_cost, parse_duration, parse_turns
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import TaskRunRepo
-from storage.tasks import NewTask, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, TaskRepo
 from worker.agents.registry import BACKENDS
 from worker.git import GitError
 from worker.queue import submit_task
@@ -233,7 +234,8 @@ async def _task_add(args: argparse.Namespace, pool: Pool) -> int:
 
 async def _task_list(args: argparse.Namespace, pool: Pool) -> int:
     status = TaskStatus(args.status) if args.status else None
-    for task in await TaskRepo(pool).recent(status=status, limit=args.limit):
+    statuses = None if status is None else [status]
+    for task in await TaskRepo(pool).page(statuses=statuses, limit=args.limit):
         print(show.task_line(task))  # noqa: T201  # CLI output
     return 0
 

@@ -12,7 +12,8 @@ import asyncpg
 
 from storage.db import Executor
 from storage.notifications import FOR_EVENT
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 
 CHANNEL = "task_events"
 

@@ -7,61 +7,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Self
 
 import asyncpg
 
 from storage.db import Executor
 from storage.errors import InvalidTransition, NotFound, translate_errors
+from storage.task_status import ACTIVE, TERMINAL, TaskStatus, allowed_sources
 
 CANCEL_CHANNEL = "task_cancel"  # NOTIFY payload: the task id; see TaskRepo.request_cancel
-
-
-class TaskStatus(StrEnum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    PREPARING = "preparing"
-    PLANNING = "planning"
-    AWAITING_APPROVAL = "awaiting_approval"
-    RUNNING = "running"
-    VERIFYING = "verifying"
-    DELIVERING = "delivering"
-    DONE = "done"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    CANCELLED = "cancelled"
-
-
-S = TaskStatus
-TERMINAL = frozenset({S.DONE, S.FAILED, S.BLOCKED, S.CANCELLED})
-ACTIVE = frozenset({S.PREPARING, S.PLANNING, S.RUNNING, S.VERIFYING, S.DELIVERING})
-
-# Where each status may go next. A job that died mid-task (worker crash) may start over from
-# any active status, so every active status may go back to PREPARING; FAILED/BLOCKED/CANCELLED
-# may be queued again (retry, resume), DONE never changes again.
-TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    S.PENDING: frozenset({S.QUEUED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.PREPARING, S.CANCELLED, S.FAILED}),
-    S.PREPARING: frozenset({S.PREPARING, S.PLANNING, S.RUNNING, S.QUEUED, S.FAILED, S.BLOCKED,
-                            S.CANCELLED}),
-    S.PLANNING: frozenset({S.PREPARING, S.AWAITING_APPROVAL, S.QUEUED, S.FAILED, S.BLOCKED,
-                           S.CANCELLED}),
-    S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.BLOCKED, S.CANCELLED}),
-    S.RUNNING: frozenset({S.PREPARING, S.VERIFYING, S.DELIVERING, S.QUEUED, S.FAILED, S.BLOCKED,
-                          S.CANCELLED}),
-    S.VERIFYING: frozenset({S.PREPARING, S.RUNNING, S.DELIVERING, S.QUEUED, S.FAILED, S.BLOCKED,
-                            S.CANCELLED}),
-    S.DELIVERING: frozenset({S.PREPARING, S.DONE, S.QUEUED, S.FAILED, S.BLOCKED, S.CANCELLED}),
-    S.DONE: frozenset(),
-    S.FAILED: frozenset({S.QUEUED}),
-    S.BLOCKED: frozenset({S.QUEUED, S.CANCELLED}),
-    S.CANCELLED: frozenset({S.QUEUED}),
-}  # fmt: skip
-
-
-def allowed_sources(to: TaskStatus) -> frozenset[TaskStatus]:
-    return frozenset(src for src, targets in TRANSITIONS.items() if to in targets)
 
 
 _INSERT = """
@@ -74,13 +28,6 @@ _INSERT = """
 _BY_KEY = "SELECT * FROM tasks WHERE key = $1"
 _BY_ID = "SELECT * FROM tasks WHERE id = $1"
 _LOCK = "SELECT * FROM tasks WHERE id = $1 FOR UPDATE"
-_LIST = """
-    SELECT *
-      FROM tasks
-     WHERE ($1::text IS NULL OR status = $1)
-     ORDER BY id DESC
-     LIMIT $2
-"""
 _MOVE = """
     UPDATE tasks
        SET status = $2,
@@ -310,10 +257,6 @@ class TaskRepo:
         if row is None:
             raise NotFound("task", task_id)
         return Task.from_record(row)
-
-    async def recent(self, *, status: TaskStatus | None = None, limit: int = 50) -> list[Task]:
-        rows = await self._db.fetch(_LIST, status, limit)
-        return [Task.from_record(r) for r in rows]
 
     async def page(
         self,

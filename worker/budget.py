@@ -33,7 +33,8 @@ from typing import Any, Literal
 from storage.limits import Limits, effective_limits
 from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 from worker.agents.base import AgentResult, ErrorKind
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal

@@ -8,7 +8,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from storage.task_events import EventKind, TaskEventRepo, record_move
-from storage.tasks import Task, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task
 
 log = logging.getLogger(__name__)
 

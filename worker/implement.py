@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo
 from storage.task_runs import TaskRunRepo
-from storage.tasks import Task, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task
 from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
 from worker.agents.registry import UnknownBackend

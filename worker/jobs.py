@@ -22,7 +22,8 @@ from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.errors import InvalidTransition
 from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind
-from storage.tasks import ACTIVE, TERMINAL, Task, TaskRepo, TaskStatus
+from storage.task_status import ACTIVE, TERMINAL, TaskStatus
+from storage.tasks import Task, TaskRepo
 from worker.budget import Budget, block
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal

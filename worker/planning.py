@@ -28,7 +28,8 @@ from storage.db import Connection
 from storage.errors import NotFound
 from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo, record_move
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 from worker.agents.base import AgentRequest, ErrorKind
 from worker.agents.registry import UnknownBackend
 from worker.budget import Budget, block

@@ -10,7 +10,8 @@ from pgqueuer import AsyncpgDriver, Queries
 from storage.db import Connection
 from storage.repos import RepoRepo
 from storage.task_events import EventKind, TaskEventRepo
-from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, Task, TaskRepo
 from worker.payloads import Payload, RunTaskPayload
 
 

@@ -11,7 +11,7 @@ from bot import actions, keyboards, texts
 from bot.actions import UserError
 from bot.callbacks import BudgetAction
 from bot.deps import BotDeps, Operator
-from storage.tasks import TaskStatus
+from storage.task_status import TaskStatus
 
 HTML = ParseMode.HTML
 

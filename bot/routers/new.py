@@ -15,7 +15,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot import actions, keyboards, texts
+from bot import actions, keyboards, new_texts, texts
 from bot.actions import UserError
 from bot.callbacks import NewStep
 from bot.deps import BotDeps, Operator
@@ -91,7 +91,7 @@ async def cmd_new_line(
     head, _, body = (command.args or "").partition("\n")
     name, _, title = head.strip().partition(" ")
     if not title.strip():
-        raise UserError(texts.NEW_USAGE)
+        raise UserError(new_texts.NEW_USAGE)
     repo = await actions.repo_by_name(deps.pool, name)
     title, description = split_text(f"{title}\n{body}")
     card = await message.answer("🕓 Creating the task…")
@@ -105,19 +105,19 @@ async def cmd_new_line(
 async def cmd_new(message: Message, deps: BotDeps, state: FSMContext) -> None:
     repos = [r for r in await RepoRepo(deps.pool).all() if r.active]
     if not repos:
-        await message.answer(texts.NO_REPOS, parse_mode=HTML)
+        await message.answer(new_texts.NO_REPOS, parse_mode=HTML)
         return
     await state.clear()
     if len(repos) == 1:  # nothing to choose
         await state.set_state(NewTaskForm.text)
         await state.update_data(repo_id=str(repos[0].id), repo=repos[0].name)
         await message.answer(
-            texts.NEW_ASK_TEXT.format(repo=texts.esc(repos[0].name)), parse_mode=HTML
+            new_texts.NEW_ASK_TEXT.format(repo=texts.esc(repos[0].name)), parse_mode=HTML
         )
         return
     await state.set_state(NewTaskForm.repo)
     await message.answer(
-        texts.NEW_PICK_REPO, parse_mode=HTML, reply_markup=keyboards.pick_repo(repos)
+        new_texts.NEW_PICK_REPO, parse_mode=HTML, reply_markup=keyboards.pick_repo(repos)
     )
 
 
@@ -130,7 +130,7 @@ async def cb_repo(
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(
-            texts.NEW_ASK_TEXT.format(repo=texts.esc(repo.name)), parse_mode=HTML
+            new_texts.NEW_ASK_TEXT.format(repo=texts.esc(repo.name)), parse_mode=HTML
         )
 
 
@@ -138,7 +138,9 @@ async def got_text(message: Message, state: FSMContext) -> None:
     title, description = split_text(message.text or "")
     await state.update_data(title=title, description=description)
     await state.set_state(NewTaskForm.mode)
-    await message.answer(texts.NEW_PICK_MODE, parse_mode=HTML, reply_markup=keyboards.pick_mode())
+    await message.answer(
+        new_texts.NEW_PICK_MODE, parse_mode=HTML, reply_markup=keyboards.pick_mode()
+    )
 
 
 async def got_no_text(message: Message) -> None:
@@ -154,7 +156,7 @@ async def cb_mode(
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(
-            texts.new_flow(supported_flows(repo)),
+            new_texts.new_flow(supported_flows(repo)),
             parse_mode=HTML,
             reply_markup=keyboards.pick_flow(supported_flows(repo)),
         )
@@ -166,7 +168,7 @@ async def cb_flow(query: CallbackQuery, callback_data: NewStep, state: FSMContex
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(
-            texts.NEW_PICK_BUDGET, parse_mode=HTML, reply_markup=keyboards.pick_budget()
+            new_texts.NEW_PICK_BUDGET, parse_mode=HTML, reply_markup=keyboards.pick_budget()
         )
 
 
@@ -176,7 +178,7 @@ async def cb_budget(query: CallbackQuery, callback_data: NewStep, state: FSMCont
     await state.set_state(NewTaskForm.confirm)
     await query.answer()
     if isinstance(query.message, Message):
-        summary = texts.new_summary(data)
+        summary = new_texts.new_summary(data)
         await query.message.edit_text(summary, parse_mode=HTML, reply_markup=keyboards.confirm())
 
 
@@ -194,7 +196,7 @@ async def cb_confirm(
     if not isinstance(query.message, Message):
         return
     if callback_data.value != "yes" or current != NewTaskForm.confirm.state:
-        await query.message.edit_text(texts.NEW_CANCELLED)
+        await query.message.edit_text(new_texts.NEW_CANCELLED)
         return
     await query.message.edit_text("🕓 Creating the task…")
     await _create(query.message, deps, operator, data)
@@ -202,7 +204,7 @@ async def cb_confirm(
 
 async def cb_stale(query: CallbackQuery) -> None:
     """A button of a dialog that is over (or of another step)."""
-    await query.answer(texts.NEW_EXPIRED, show_alert=True)
+    await query.answer(new_texts.NEW_EXPIRED, show_alert=True)
 
 
 def make_router() -> Router:

@@ -12,11 +12,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot import actions, texts
+from bot import actions, plan_texts, texts
 from bot.actions import UserError
 from bot.callbacks import PlanAction
 from bot.deps import BotDeps, Operator
-from storage.tasks import TaskStatus
+from storage.task_status import TaskStatus
 
 HTML = ParseMode.HTML
 
@@ -36,15 +36,15 @@ async def cb_plan(query: CallbackQuery, callback_data: PlanAction, deps: BotDeps
         await state.set_data({"task_id": task.id, "round": data.round})
         await query.answer()
         if isinstance(query.message, Message):
-            await query.message.answer(texts.PLAN_ASK_FEEDBACK.format(key=texts.esc(task.key)),
+            await query.message.answer(plan_texts.PLAN_ASK_FEEDBACK.format(key=texts.esc(task.key)),
                                        parse_mode=HTML)  # fmt: skip
         return
     task = await actions.decide_plan(deps.pool, data.task_id, data.round, data.action, operator)
-    await query.answer(texts.plain(texts.plan_decided(task, data.action, operator.label)))
+    await query.answer(texts.plain(plan_texts.plan_decided(task, data.action, operator.label)))
     if isinstance(query.message, Message):
         with contextlib.suppress(TelegramBadRequest):  # too old to edit: the buttons just stay
             await query.message.edit_reply_markup(reply_markup=None)
-        await query.message.answer(texts.plan_decided(task, data.action, operator.label),
+        await query.message.answer(plan_texts.plan_decided(task, data.action, operator.label),
                                    parse_mode=HTML)  # fmt: skip
 
 
@@ -57,7 +57,7 @@ async def got_feedback(message: Message, deps: BotDeps, operator: Operator,
         raise UserError("Please send the feedback as text.")
     task = await actions.decide_plan(deps.pool, int(data["task_id"]), int(data["round"]),
                                      "revise", operator, feedback=feedback)  # fmt: skip
-    await message.answer(texts.plan_revising(task), parse_mode=HTML)
+    await message.answer(plan_texts.plan_revising(task), parse_mode=HTML)
 
 
 def make_router() -> Router:

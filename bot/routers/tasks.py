@@ -8,12 +8,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InaccessibleMessage, Message
 
-from bot import actions, keyboards, texts
+from bot import actions, keyboards, new_texts, texts
 from bot.actions import UserError
 from bot.callbacks import TaskAction, TaskOpen, TaskPage
 from bot.deps import BotDeps, Operator
 from bot.replies import not_modified_is_fine
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 
 HTML = ParseMode.HTML
 PAGE_SIZE = 8
@@ -102,7 +103,7 @@ async def cmd_cancel(
 ) -> None:
     if not (command.args or "").strip() and await state.get_state() is not None:
         await state.clear()  # plain /cancel inside a dialog ends the dialog
-        await message.answer(texts.NEW_CANCELLED)
+        await message.answer(new_texts.NEW_CANCELLED)
         return
     task = await actions.task_by_key(deps.pool, _key(command, "KEY"))
     task = await actions.cancel(deps.pool, task.id, operator, via="command")

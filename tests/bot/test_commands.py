@@ -13,7 +13,8 @@ from bot.deps import BotDeps
 from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import RunOutcome, TaskRunRepo
-from storage.tasks import TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import TaskRepo
 from storage.worker_state import WorkerStateRepo
 from tests.bot.updates import as_update, callback_update, message_update
 from tests.bot.world import ALICE, MALLORY, Pool, add_repo, add_task, make_deps

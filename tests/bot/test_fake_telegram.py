@@ -27,7 +27,8 @@ from aiogram.types import (
 from pytest_aiohttp import AiohttpServer
 
 from tests.bot.updates import as_update, callback_update, document_update, message_update
-from tests.fakes.telegram import TEST_TOKEN, FakeTelegram, parse_html
+from tests.fakes.telegram import TEST_TOKEN, FakeTelegram
+from tests.fakes.telegram_html import parse_html
 from tests.fakes.telegram_spec import DEFAULT_SPEC, Spec, load_spec
 
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from storage.errors import NotFound
-from storage.tasks import TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import TaskRepo
 from tests.bot.updates import message_update
 from tests.bot.world import ALICE, MALLORY, Pool, add_repo, bot_and_worker
 from tests.fakes.telegram import FakeTelegram

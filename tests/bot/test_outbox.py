@@ -18,7 +18,8 @@ from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.notifications import NotificationRepo
 from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo, record_move
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 from tests.bot.world import ALICE, Pool, add_repo, add_task, settings
 from tests.fakes.telegram import FakeTelegram
 from tests.gitrepos import apply_mbox, commit_file, git, make_repo

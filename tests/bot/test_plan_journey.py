@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.callbacks import NewStep
-from storage.tasks import TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import TaskRepo
 from tests.bot.updates import callback_update, message_update
 from tests.bot.world import ALICE, Pool, add_repo, bot_and_worker
 from tests.fakes.telegram import Call, FakeTelegram

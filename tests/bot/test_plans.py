@@ -10,7 +10,8 @@ from bot.app import build_dispatcher
 from bot.callbacks import PlanAction, PlanDecision
 from bot.outbox import Outbox
 from storage.task_events import EventKind, TaskEventRepo, record_move
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 from tests.bot.updates import as_update, callback_update, message_update
 from tests.bot.world import ALICE, MALLORY, Pool, add_repo, add_task, make_deps, settings
 from tests.fakes.telegram import FakeTelegram

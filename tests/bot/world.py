@@ -14,7 +14,8 @@ from bot.app import run_bot
 from bot.deps import BotDeps
 from bot.settings import BotSettings
 from storage.repos import NewRepo, Repo, RepoRepo
-from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, Task, TaskRepo
 from worker.app import run_worker
 from worker.queue import submit_task
 from worker.settings import ClaudeSettings, WorkerSettings

@@ -10,7 +10,8 @@ import asyncpg
 from storage.notifications import NoticeKind, NotificationRepo
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import EventKind, TaskEventRepo, record_move
-from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, Task, TaskRepo
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 

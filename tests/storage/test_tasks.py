@@ -8,7 +8,8 @@ import pytest
 
 from storage.errors import Conflict, InvalidTransition, NotFound
 from storage.repos import NewRepo, RepoRepo, key_prefix_for
-from storage.tasks import TERMINAL, TRANSITIONS, NewTask, TaskRepo, TaskStatus
+from storage.task_status import TERMINAL, TRANSITIONS, TaskStatus
+from storage.tasks import NewTask, TaskRepo
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 

@@ -14,7 +14,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from storage.repos import NewRepo, Repo, RepoRepo
-from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, Task, TaskRepo
 from worker.agents.registry import backend_factory
 from worker.app import run_worker
 from worker.control import WorkerControl

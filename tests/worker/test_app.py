@@ -12,7 +12,8 @@ import asyncpg
 
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import TaskEventRepo
-from storage.tasks import NewTask, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, TaskRepo
 from tests.gitrepos import git, make_repo
 from tests.procs import wait_gone
 from worker.app import run_worker

@@ -9,7 +9,8 @@ import pytest
 from storage.artifacts import ArtifactRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import TaskRunRepo
-from storage.tasks import TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import TaskRepo
 from tests.gitrepos import git, make_repo
 from tests.procs import wait_gone
 from tests.worker.running import (

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.tasks import Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import Task, TaskRepo
 from storage.worker_state import WorkerStateRepo
 from tests.gitrepos import make_repo
 from tests.worker.running import (

@@ -16,7 +16,8 @@ from storage.artifacts import ArtifactRepo
 from storage.repos import NewRepo, Repo, RepoRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import TaskRunRepo
-from storage.tasks import NewTask, Task, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, Task, TaskRepo
 from tests.gitrepos import commit_file, git, make_repo
 from tests.procs import wait_gone
 from tests.worker.running import worker_deps

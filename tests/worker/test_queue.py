@@ -11,7 +11,8 @@ from pgqueuer.types import QueueExecutionMode
 
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import TaskEventRepo
-from storage.tasks import NewTask, TaskRepo, TaskStatus
+from storage.task_status import TaskStatus
+from storage.tasks import NewTask, TaskRepo
 from worker.payloads import RunTaskPayload
 from worker.queue import submit_task
 
@@ -42,7 +43,7 @@ async def test_rollback_removes_task_and_job(pool: Pool) -> None:
         except RuntimeError:
             pass
     assert await pool.fetchval("SELECT count(*) FROM pgqueuer") == 0
-    assert await TaskRepo(pool).recent() == []
+    assert await TaskRepo(pool).page() == []
 
 
 async def test_critical_tasks_dequeue_before_low_ones(pool: Pool, db_dsn: str) -> None:
