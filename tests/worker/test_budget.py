@@ -9,18 +9,14 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from storage.artifacts import ArtifactRepo
 from storage.limits import Limits
 from storage.task_events import EventKind
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
-from tests.gitrepos import make_repo
 from tests.worker.budgets import (
     PLAN,
-    SETTINGS,
     budget_repo,
     claude_argv,
     claude_deps,
@@ -40,16 +36,6 @@ from worker import jobs
 from worker.budget import Usage, global_limits
 from worker.deps import WorkerDeps
 from worker.settings import WorkerSettings
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n"})
-
-
-@pytest.fixture
-def deps(pool: Pool, tmp_path: Path) -> WorkerDeps:
-    return worker_deps(pool, tmp_path, settings=SETTINGS)
 
 
 async def test_cost_adds_up_over_attempts_from_claude_output(

@@ -8,16 +8,13 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from storage.artifacts import ArtifactRepo
 from storage.task_events import EventKind
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
-from tests.gitrepos import git, make_repo
+from tests.gitrepos import git
 from tests.worker.budgets import (
-    SETTINGS,
     budget_repo,
     extend_and_resume,
     gone_at,
@@ -30,20 +27,9 @@ from tests.worker.running import (
     hang_agent,
     wait_pids,
     wait_until,
-    worker_deps,
 )
 from worker import jobs
 from worker.deps import WorkerDeps
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n"})
-
-
-@pytest.fixture
-def deps(pool: Pool, tmp_path: Path) -> WorkerDeps:
-    return worker_deps(pool, tmp_path, settings=SETTINGS)
 
 
 async def test_wall_deadline_kills_the_agent_keeps_its_work_and_extend_resumes(

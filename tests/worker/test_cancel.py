@@ -11,7 +11,7 @@ from storage.task_events import TaskEventRepo
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
-from tests.gitrepos import git, make_repo
+from tests.gitrepos import git
 from tests.procs import wait_gone
 from tests.worker.running import (
     Pool,
@@ -27,11 +27,6 @@ from tests.worker.running import (
 from worker import jobs
 from worker.queue import queue_task
 from worker.workspace import Workspace
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n"})
 
 
 @pytest.fixture

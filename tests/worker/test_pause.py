@@ -10,7 +10,6 @@ import pytest
 from storage.task_status import TaskStatus
 from storage.tasks import Task, TaskRepo
 from storage.worker_state import WorkerStateRepo
-from tests.gitrepos import make_repo
 from tests.worker.running import (
     Pool,
     add_repo,
@@ -25,11 +24,6 @@ from tests.worker.running import (
 )
 
 SWITCH_MESSAGES = ("worker paused", "worker resumed")
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n"})
 
 
 async def _stays_queued(pool: Pool, task: Task, seconds: float) -> None:

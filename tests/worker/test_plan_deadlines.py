@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from storage.task_events import EventKind
 from storage.task_status import TaskStatus
 from storage.tasks import NewTask, TaskRepo
-from tests.gitrepos import make_repo
 from tests.worker.plans import (
     HELLO,
     decide,
@@ -36,19 +33,6 @@ from worker import jobs, planning
 from worker.deps import WorkerDeps
 from worker.payloads import PlanExpiryPayload, PlanReminderPayload
 from worker.queue import queue_task, submit_task
-from worker.settings import WorkerSettings
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n"})
-
-
-@pytest.fixture
-def deps(pool: Pool, tmp_path: Path) -> WorkerDeps:
-    settings = WorkerSettings(agent_timeout_seconds=20, plan_remind_after_seconds=600,
-                              plan_expire_after_seconds=7200)  # fmt: skip
-    return worker_deps(pool, tmp_path, settings=settings)
 
 
 async def test_stale_reminders_and_expiries_do_nothing(

@@ -16,7 +16,7 @@ from storage.task_events import EventKind
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
-from tests.gitrepos import apply_mbox, git, make_repo
+from tests.gitrepos import apply_mbox, git
 from tests.worker.plans import (
     HELLO,
     SUMMARY,
@@ -36,24 +36,10 @@ from tests.worker.running import (
     running_worker,
     wait_pids,
     wait_status,
-    worker_deps,
 )
 from worker import jobs, planning
 from worker.deps import WorkerDeps
-from worker.settings import WorkerSettings
 from worker.workspace import Workspace
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "upstream", {"README.md": "# Demo\n"})
-
-
-@pytest.fixture
-def deps(pool: Pool, tmp_path: Path) -> WorkerDeps:
-    settings = WorkerSettings(agent_timeout_seconds=20, plan_remind_after_seconds=600,
-                              plan_expire_after_seconds=7200)  # fmt: skip
-    return worker_deps(pool, tmp_path, settings=settings)
 
 
 async def test_plan_phase_stores_the_plan_and_waits_for_a_person(
