@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.texts import clip, esc, repo_list
+from bot.event_texts import clip
+from bot.texts import esc, repo_list
 
 NEW_PICK_REPO = "<b>New task</b> — which repository?"
 NEW_ASK_TEXT = (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.texts import clip, esc
+from bot.event_texts import clip
+from bot.texts import esc
 from storage.tasks import Task
 
 

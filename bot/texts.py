@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
+from bot.event_texts import clip, clock, describe_event
 from bot.mbox import MboxStats
 from storage.repos import Repo
 from storage.task_events import TaskEvent
@@ -63,11 +63,6 @@ def plain(markup: str, limit: int = MESSAGE_LIMIT) -> str:
     return clip(html.unescape(re.sub(r"<[^>]+>", "", markup)), limit)
 
 
-def clip(text: str, limit: int) -> str:
-    """At most `limit` characters, marking a cut with an ellipsis."""
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
 def elapsed(task: Task, now: datetime | None = None) -> str:
     if task.started_at is None:
         return "not started"
@@ -104,36 +99,6 @@ HELP = (
 
 
 # -- tasks ---------------------------------------------------------------------------------
-
-
-_EVENT_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "status_changed": lambda p: f"status {p.get('from', '?')} → {p.get('to', '?')}"
-    + (f": {p['reason']}" if p.get("reason") else ""),
-    "agent_started": lambda p: f"{_run_name(p)} started ({p.get('backend', '?')})",
-    "agent_finished": lambda p: f"{_run_name(p)} " + (
-        "finished" if p.get("ok") else f"ended with {p.get('error_kind') or 'an error'}"),
-    "plan_pending": lambda p: f"plan round {p.get('round', '?')} waits for your decision",
-    "verify_started": lambda p: "checking: " + (", ".join(p.get("steps") or []) or "no steps"),
-    "verify_passed": lambda p: "checks passed" + (" (skipped)" if p.get("skipped") else ""),
-    "verify_failed": lambda p: f"check {p.get('step', '?')} failed (exit {p.get('exit_code')})",
-    "retry_scheduled": lambda p: f"retrying: attempt {p.get('attempt', '?')}",
-    "patches_generated": lambda p: f"{p.get('commits', 0)} commit(s) ready as patches",
-    "workspace_ready": lambda p: f"workspace ready on {p.get('branch', '?')}",
-}  # fmt: skip
-
-
-def describe_event(event: TaskEvent | None) -> str:
-    """One plain-text line about an event, for cards."""
-    if event is None:
-        return "no events yet"
-    line = _EVENT_LINES.get(event.kind.value)
-    return clip(line(event.payload) if line else event.kind.value.replace("_", " "), 300)
-
-
-def _run_name(p: dict[str, Any]) -> str:
-    if p.get("phase") == "plan":
-        return f"planning (round {p.get('attempt', '?')})"
-    return f"agent attempt {p.get('attempt', '?')}"
 
 
 def card(task: Task, repo: Repo, last: TaskEvent | None, attempts: int) -> str:
@@ -200,6 +165,10 @@ def alert(task: Task, event: TaskEvent) -> str:
                 task).split("\n", 1)[1]  # fmt: skip
         case "preflight_failed":
             body = f"Pre-PR check failed. {reason}"
+        case "rate_limit_backoff":
+            body = (f"The model API refused the run ({esc(p.get('kind', 'rate limit'))}). "
+                    f"It runs again at {esc(clock(p.get('resume_at')))} (in "
+                    f"{_minutes(float(p.get('seconds') or 0))}); no attempt is used.")  # fmt: skip
         case _:
             body = esc(event.kind.value.replace("_", " "))
     cost = f"Cost {spent(task)} · {elapsed(task)}"

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--author-name", default="DevServer Agent")
     add.add_argument("--author-email", default="agent@devserver.invalid")
     _budget_arguments(add, "default budget of the repo's tasks")
+    add.add_argument("--reality-threshold", type=int, metavar="0-100",
+                     help="block tasks scoring below this before any agent run")  # fmt: skip
     repo.add_parser("list", help="list repositories")
 
     task = sub.add_parser("task", help="manage tasks").add_subparsers(
@@ -183,6 +185,8 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         raise UserError("--agent command needs --agent-command TEMPLATE (with {prompt})")
     if not 1 <= args.max_attempts <= 20:
         raise UserError("--max-attempts must be between 1 and 20")
+    if args.reality_threshold is not None and not 0 <= args.reality_threshold <= 100:
+        raise UserError("--reality-threshold must be between 0 and 100")
     try:
         branch = args.branch or await Workspace(settings.home / "workspaces").default_branch(source)
     except GitError as exc:
@@ -195,6 +199,7 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         max_attempts=args.max_attempts, git_author_name=args.author_name,
         git_author_email=args.author_email, max_cost_usd=args.max_cost,
         max_wall_seconds=args.max_wall, max_turns=args.max_turns,
+        reality_threshold=args.reality_threshold,
     )  # fmt: skip
     try:
         repo = await RepoRepo(pool).add(new)

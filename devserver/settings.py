@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.settings import BotSettings
 from storage.settings import DatabaseSettings
 from web.settings import WebSettings
+from worker.embedder import EmbedderSettings
 from worker.settings import ClaudeSettings, WorkerSettings
 
 
@@ -31,12 +32,14 @@ class Settings:
         self.db = DatabaseSettings()
         self.worker = WorkerSettings()
         self.claude = ClaudeSettings()
+        self.memory = EmbedderSettings()
         self.web = WebSettings()
         self.bot = BotSettings()
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line."""
-        values = [self.bot.bot_token, self.claude.api_key, self.web.token]
+        values = [self.bot.bot_token, self.claude.api_key, self.web.token,
+                  self.memory.embeddings_api_key]  # fmt: skip
         found = [v.get_secret_value() for v in values if v is not None]
         if self.db.url is not None and (
             password := urlsplit(self.db.url.get_secret_value()).password

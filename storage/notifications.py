@@ -37,7 +37,9 @@ FOR_EVENT: dict[str, tuple[NoticeKind, ...]] = {
     "verify_passed": _CARD,
     "verify_failed": _CARD,
     "retry_scheduled": _CARD,
-    "rate_limit_backoff": _CARD,
+    "rate_limit_backoff": _LOUD,  # when it runs again
+    "error_classified": _CARD,
+    "reality_signal": _CARD,
     "budget_warning": _LOUD,  # with Extend buttons
     "patches_generated": _CARD,
     "pr_opened": _CARD,

@@ -17,8 +17,10 @@ _INSERT = """
     INSERT INTO repos (name, key_prefix, source, default_branch, pre_command, build_command,
                        test_command, lint_command, verify_timeout_seconds, agent_backend,
                        agent_command, agent_model, max_attempts, git_author_name,
-                       git_author_email, max_cost_usd, max_wall_seconds, max_turns)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                       git_author_email, max_cost_usd, max_wall_seconds, max_turns,
+                       reality_threshold)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19)
     RETURNING *
 """
 _BY_NAME = "SELECT * FROM repos WHERE name = $1"
@@ -57,6 +59,7 @@ class Repo:
     max_cost_usd: Decimal | None  # budget defaults for the repo's tasks
     max_wall_seconds: int | None
     max_turns: int | None
+    reality_threshold: int | None  # a task scoring below it is blocked before any agent run
     created_at: datetime
 
     @classmethod
@@ -84,6 +87,7 @@ class NewRepo:
     max_cost_usd: Decimal | None = None
     max_wall_seconds: int | None = None
     max_turns: int | None = None
+    reality_threshold: int | None = None
 
 
 def key_prefix_for(name: str) -> str:
@@ -103,7 +107,7 @@ class RepoRepo:
             new.build_command, new.test_command, new.lint_command, new.verify_timeout_seconds,
             new.agent_backend, new.agent_command, new.agent_model, new.max_attempts,
             new.git_author_name, new.git_author_email, new.max_cost_usd, new.max_wall_seconds,
-            new.max_turns,
+            new.max_turns, new.reality_threshold,
         ]  # fmt: skip
         with translate_errors():
             row = await self._db.fetchrow(_INSERT, *args)

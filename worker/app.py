@@ -26,7 +26,9 @@ from worker import jobs, planning
 from worker.agents.registry import backend_factory
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
+from worker.embedder import EmbedderSettings, make_embedder
 from worker.payloads import PlanExpiryPayload, PlanReminderPayload, RunTaskPayload
+from worker.repo_map import RepoMapper
 from worker.settings import ClaudeSettings, WorkerSettings
 from worker.workspace import Workspace
 
@@ -90,9 +92,11 @@ def register(queue_manager: QueueManager, deps: WorkerDeps) -> None:
 
 @contextlib.asynccontextmanager
 async def create_worker(
-    dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path
-) -> AsyncIterator[QueueManager]:
+    dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path,
+    memory: EmbedderSettings | None = None,
+) -> AsyncIterator[QueueManager]:  # fmt: skip
     """Pool, the control listener, and the queue manager (on its own LISTEN connection)."""
+    memory = memory or EmbedderSettings()
     pool = await create_pool(dsn, min_size=1, max_size=max(4, settings.concurrency * 2))
     control = WorkerControl()
     listener = asyncio.create_task(control.listen(dsn, settings.recheck_seconds))
@@ -106,6 +110,9 @@ async def create_worker(
                 agent_homes=home / "agent-homes",
                 backend_for=backend_factory(claude),
                 control=control,
+                repo_maps=RepoMapper(home / "repo-maps"),
+                embedder=make_embedder(memory),
+                memory=memory,
             )
             queue_manager = PausableQueueManager(Queries(AsyncpgDriver(conn)), control=control)
             register(queue_manager, deps)
@@ -120,10 +127,11 @@ async def create_worker(
 
 
 async def run_worker(
-    dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, stop: asyncio.Event
-) -> None:
+    dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, stop: asyncio.Event,
+    *, memory: EmbedderSettings | None = None,
+) -> None:  # fmt: skip
     """Take jobs until `stop` is set; then finish or interrupt (and requeue) running tasks."""
-    async with create_worker(dsn, settings, claude, home) as queue_manager:
+    async with create_worker(dsn, settings, claude, home, memory) as queue_manager:
         runner = asyncio.create_task(
             queue_manager.run(
                 dequeue_timeout=timedelta(seconds=5),

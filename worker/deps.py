@@ -12,6 +12,8 @@ import asyncpg
 from storage.repos import Repo
 from worker.agents.base import AgentBackend
 from worker.control import WorkerControl
+from worker.embedder import Embedder, EmbedderSettings
+from worker.repo_map import RepoMapper
 from worker.settings import WorkerSettings
 from worker.workspace import Workspace
 
@@ -26,3 +28,6 @@ class WorkerDeps:
     agent_homes: Path  # one HOME per task for the agent CLI (sessions live there)
     backend_for: Callable[[Repo, str], AgentBackend]  # (repo, backend name) → backend
     control: WorkerControl  # cancel requests for the tasks this process runs
+    repo_maps: RepoMapper  # symbols per file, cached by git tree id
+    embedder: Embedder  # task texts → vectors, for the memory of past tasks
+    memory: EmbedderSettings  # how many memories a task recalls

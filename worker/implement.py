@@ -23,12 +23,20 @@ from storage.tasks import Task
 from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
 from worker.agents.registry import UnknownBackend
+from worker.backoff import must_wait
 from worker.budget import Budget, Usage
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.plan import Plan, plan_from_json
 from worker.processes import tail
-from worker.prompts import feedback_prompt, resume_prompt, task_prompt, verify_commands
+from worker.prompts import (
+    feedback_prompt,
+    interrupted_prompt,
+    resume_prompt,
+    task_prompt,
+    verify_commands,
+)
+from worker.retries import Failure, RetryPolicy, agent_failure, check_failure
 from worker.runs import finish_run, start_run
 from worker.scope import changed_files, outside_plan, scope_feedback
 from worker.verify import VerifyStep, run_verify
@@ -37,6 +45,7 @@ from worker.workspace import Worktree
 # Agent errors no retry can fix: stop at once and tell the user.
 HARD_AGENT_ERRORS = frozenset({ErrorKind.AUTH, ErrorKind.PROMPT_TOO_LONG, ErrorKind.BUDGET})
 FEEDBACK_LIMIT = 6000  # characters of failure output handed back to the agent
+_WAITS = frozenset({ErrorKind.RATE_LIMIT.value, ErrorKind.OVERLOADED.value})
 _ENDS = frozenset({EventKind.TASK_DONE, EventKind.TASK_FAILED, EventKind.TASK_BLOCKED,
                    EventKind.TASK_CANCELLED})  # fmt: skip
 
@@ -47,6 +56,7 @@ class Verdict:
     reason: str = ""
     blocked: bool = False  # not failed but blocked: the work is kept and delivered as patches
     budget: Usage | None = None  # blocked by this limit of the task's budget
+    wait: AgentResult | None = None  # refused by the model API: wait, then go on (backoff.py)
 
 
 def _stopped(usage: Usage) -> Verdict:
@@ -61,28 +71,33 @@ class Step:
     feedback: str = ""
     reason: str = ""
     out_of_scope: tuple[str, ...] = ()  # files changed outside the approved plan
+    failure: Failure | None = None  # the failed agent run or check, classified
 
 
 async def implement(
-    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
-) -> Verdict:
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget, *,
+    context: str = "",
+) -> Verdict:  # fmt: skip
+    """`context`: what the agent is shown before the task (repo map, past tasks)."""
     task = journal.task
     name = task.agent_backend or repo.agent_backend
     try:
         backend = deps.backend_for(repo, name)
     except UnknownBackend as exc:
         return Verdict(passed=False, reason=str(exc))
-    loop = _Attempts(journal, repo, worktree, deps, budget, backend=backend, backend_name=name)
+    loop = _Attempts(journal, repo, worktree, deps, budget, backend=backend, backend_name=name,
+                     context=context)  # fmt: skip
     return await loop.run()
 
 
 class _Attempts:
     def __init__(
         self, journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps,
-        budget: Budget, *, backend: AgentBackend, backend_name: str,
+        budget: Budget, *, backend: AgentBackend, backend_name: str, context: str,
     ) -> None:  # fmt: skip
         self.journal, self.repo, self.worktree, self.deps = journal, repo, worktree, deps
-        self.budget = budget
+        self.budget, self.context = budget, context
+        self.policy = RetryPolicy()
         self.backend, self.backend_name = backend, backend_name
         self.task = journal.task
         self.model = self.task.agent_model or repo.agent_model
@@ -92,7 +107,7 @@ class _Attempts:
         self.contract = contract_of(self.task)
         self.scope_strikes = 0
 
-    async def run(self) -> Verdict:
+    async def run(self) -> Verdict:  # noqa: PLR0911  # one way out per kind of ending
         self.home.mkdir(parents=True, exist_ok=True)
         earlier = await self.runs.attempts_made(self.task.id)
         prompt, session_id = await self._first_prompt()
@@ -106,8 +121,13 @@ class _Attempts:
             result, run_id, breach = await self._agent(attempt, prompt, resume)
             if breach is not None:
                 return _stopped(breach)
+            if must_wait(result):  # not the agent's failure, and no attempt used
+                return Verdict(passed=False, reason=result.error_message, wait=result)
             session_id = result.session_id or session_id
             step = await self._judge(result, attempt, run_id)
+            escalated = await self._classified(step, attempt)
+            if escalated is not None:
+                return escalated
             if step.verdict is not None:
                 return step.verdict
             if step.out_of_scope:
@@ -125,6 +145,20 @@ class _Attempts:
                                          reason=reason)  # fmt: skip
         return Verdict(passed=False, reason=f"{reason} (after {self.repo.max_attempts} attempt(s))")
 
+    async def _classified(self, step: Step, attempt: int) -> Verdict | None:
+        """Record the failure's class; stop here if the retry policy says to escalate."""
+        if step.failure is None:
+            return None
+        escalate = self.policy.escalation(step.failure)
+        await self.journal.event(EventKind.ERROR_CLASSIFIED,
+                                 **step.failure.event(attempt, escalate))  # fmt: skip
+        if escalate is None or step.verdict is not None:
+            return None
+        c = step.failure.classification
+        where = f" at {c.location}" if c.location else ""
+        return Verdict(passed=False, reason=f"{step.reason}{where}; escalated: {escalate}. "
+                       f"Hint: {c.hint}")  # fmt: skip
+
     async def _out_of_scope(
         self, step: Step, attempt: int, *, last_attempt: bool
     ) -> Verdict | None:
@@ -140,21 +174,22 @@ class _Attempts:
         return None
 
     async def _first_prompt(self) -> tuple[str, str | None]:
-        """The task; after the budget stopped it, go on (in the agent's session, if any).
-        Returns the prompt and the session to resume."""
-        base = task_prompt(self.task, self.repo, self.contract)
-        stop = await budget_stop(self.deps, self.task)
+        """The task; after the budget or the model API stopped it, go on (in the agent's
+        session, if any). Returns the prompt and the session to resume."""
+        base = task_prompt(self.task, self.repo, self.contract, self.context)
+        stop = await interruption(self.deps, self.task)
         if stop is None:
             return base, None
-        reason, session_id = stop
-        if session_id is not None:  # the agent remembers the task and its work
-            return resume_prompt(reason), session_id
-        return resume_prompt(reason, with_task=base), None
+        # When the agent remembers the task and its work, it needs no telling again.
+        with_task = None if stop.session_id is not None else base
+        if stop.by_budget:
+            return resume_prompt(stop.reason, with_task=with_task), stop.session_id
+        return interrupted_prompt(stop.reason, with_task=with_task), stop.session_id
 
     def _retry_prompt(self, feedback: str, session_id: str | None) -> tuple[str, str | None]:
         if session_id is not None:  # the agent remembers the task
             return feedback_prompt(feedback), session_id
-        base = task_prompt(self.task, self.repo, self.contract)
+        base = task_prompt(self.task, self.repo, self.contract, self.context)
         return feedback_prompt(feedback, with_task=base), None
 
     async def _agent(
@@ -188,11 +223,13 @@ class _Attempts:
         if not result.ok:
             kind = result.error_kind or ErrorKind.CRASH
             reason = f"agent run {attempt} ended with {kind.value}: {result.error_message}"
+            failure = agent_failure(result)
             if kind in HARD_AGENT_ERRORS:
-                return Step(Verdict(passed=False, reason=reason))
+                return Step(Verdict(passed=False, reason=reason), failure=failure)
             feedback = (f"The agent run ended early ({kind.value}): {result.error_message}\n"
-                        "Continue from the current state of the working tree.")  # fmt: skip
-            return Step(None, feedback, reason)
+                        "Continue from the current state of the working tree.\n\n"
+                        f"{failure.feedback()}")  # fmt: skip
+            return Step(None, tail(feedback, FEEDBACK_LIMIT), reason, failure=failure)
         if not await self.deps.workspace.commits_since_base(self.worktree):
             feedback = "You made no changes to the repository; the task needs a change."
             return Step(None, feedback, "the agent made no changes")
@@ -248,8 +285,11 @@ class _Attempts:
                                  exit_code=failed.exit_code, timed_out=failed.timed_out,
                                  tail=tail(failed.output_tail, 1500))  # fmt: skip
         await self.deps.workspace.discard_changes(self.worktree)  # what the checks left behind
-        return Step(None, tail(result.summary(), FEEDBACK_LIMIT),
-                    f"verification failed at step {failed.name}")  # fmt: skip
+        failure = check_failure(failed.name, failed.command, failed.output_tail,
+                                timed_out=failed.timed_out)  # fmt: skip
+        return Step(None, tail(failure.feedback(), FEEDBACK_LIMIT),
+                    f"verification failed at step {failed.name} ({failure.key})",
+                    failure=failure)  # fmt: skip
 
     async def _commit(self, message: str) -> str | None:
         return await self.deps.workspace.commit_all(
@@ -257,20 +297,35 @@ class _Attempts:
         )
 
 
-async def budget_stop(deps: WorkerDeps, task: Task) -> tuple[str, str | None] | None:
-    """If the task's last end was its budget, after implementing began: why, and the agent
-    session of its last attempt (None when the backend reported none)."""
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    reason: str
+    session_id: str | None  # of the last attempt; None when the backend reported none
+    by_budget: bool  # else: the model API refused a run (worker/backoff.py)
+
+
+async def interruption(deps: WorkerDeps, task: Task) -> Interruption | None:
+    """If the task's last job ended at its budget or waiting for the model API, after
+    implementing began: why, and the agent session to go on in."""
     events = await TaskEventRepo(deps.pool).for_task(task.id)
-    ends = [e for e in events if e.kind in _ENDS]
-    if not ends or ends[-1].kind is not EventKind.TASK_BLOCKED:
+    ends = [e for e in events if e.kind in _ENDS or e.kind is EventKind.RATE_LIMIT_BACKOFF]
+    if not ends:
         return None
-    if "budget_exceeded" not in ends[-1].payload:
+    last = ends[-1]
+    by_budget = last.kind is EventKind.TASK_BLOCKED and "budget_exceeded" in last.payload
+    waited = last.kind is EventKind.RATE_LIMIT_BACKOFF and last.payload.get("phase") == "attempt"
+    if not (by_budget or waited):
         return None
     attempts = [r for r in await TaskRunRepo(deps.pool).for_task(task.id) if r.phase == "attempt"]
     if not attempts:  # stopped before implementing (by the plan phase): nothing to go on from
         return None
-    sessions = [r.session_id for r in attempts if r.session_id]
-    return str(ends[-1].payload.get("reason", "")), sessions[-1] if sessions else None
+    # A refused run's session holds no work worth going on from, and may not exist.
+    sessions = [r.session_id for r in attempts if r.session_id and r.error_class not in _WAITS]
+    if by_budget:
+        reason = str(last.payload.get("reason", ""))
+    else:
+        reason = f"the model API refused the run ({last.payload.get('kind', 'rate_limit')})"
+    return Interruption(reason, sessions[-1] if sessions else None, by_budget)
 
 
 def contract_of(task: Task) -> Plan | None:

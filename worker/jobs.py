@@ -24,7 +24,9 @@ from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind
 from storage.task_status import ACTIVE, TERMINAL, TaskStatus
 from storage.tasks import Task, TaskRepo
+from worker.backoff import wait_or_give_up
 from worker.budget import Budget, block
+from worker.context import gather, remember_outcome
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.git import GitError
@@ -82,13 +84,20 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
     await TaskRepo(deps.pool).set_branch(task.id, worktree.branch, worktree.base_commit)
     await journal.event(EventKind.WORKSPACE_READY, branch=worktree.branch,
                         base_commit=worktree.base_commit, resumed=worktree.resumed)  # fmt: skip
-    if needs_plan(journal.task):
-        work = plan(journal, repo, worktree, deps, budget)
-    else:
-        work = _implement_and_deliver(journal, repo, worktree, deps, budget)
     try:
+        context = await gather(journal, repo, worktree, deps)
+        if context.blocked is not None:  # below the repo's reality threshold: no agent run
+            await journal.move(TaskStatus.BLOCKED, reason=context.blocked)
+            return
+        if needs_plan(journal.task):
+            work = plan(journal, repo, worktree, deps, budget, context=context.prompt)
+        else:
+            work = _implement_and_deliver(journal, repo, worktree, deps, budget,
+                                          context=context.prompt)  # fmt: skip
         if not await _unless_cancelled(work, cancel):
             await _stop_cancelled(journal, repo, worktree, deps)
+        else:
+            await remember_outcome(journal, worktree, deps)
     except asyncio.CancelledError:  # the worker is stopping; the task will be requeued
         message = f"{task.key}: work in progress"
         await asyncio.shield(_commit_agent_work(journal.task.status, repo, worktree, deps, message))
@@ -101,9 +110,13 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
 
 
 async def _implement_and_deliver(
-    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
-) -> None:
-    verdict = await implement(journal, repo, worktree, deps, budget)
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget, *,
+    context: str,
+) -> None:  # fmt: skip
+    verdict = await implement(journal, repo, worktree, deps, budget, context=context)
+    if verdict.wait is not None:  # the model API refused the run: try later, keep the work
+        await wait_or_give_up(journal, deps, verdict.wait, phase="attempt")
+        return
     if verdict.budget is not None:  # the work so far is on the branch; deliver it too
         commits = 0
         if await deps.workspace.commits_since_base(worktree):

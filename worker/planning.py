@@ -32,6 +32,7 @@ from storage.task_status import TaskStatus
 from storage.tasks import Task, TaskRepo
 from worker.agents.base import AgentRequest, ErrorKind
 from worker.agents.registry import UnknownBackend
+from worker.backoff import must_wait, wait_or_give_up
 from worker.budget import Budget, block
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
@@ -64,10 +65,12 @@ def needs_plan(task: Task) -> bool:
 
 
 async def plan(
-    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
-) -> None:
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget, *,
+    context: str = "",
+) -> None:  # fmt: skip
     """preparing → planning → awaiting_approval (or failed when the agent run fails, or
-    blocked when the budget stops it)."""
+    blocked when the budget stops it, or queued again when the model API refuses the run).
+    `context`: the repo map and what happened before (worker/context.py)."""
     task = journal.task
     name = task.agent_backend or repo.agent_backend
     try:
@@ -86,7 +89,7 @@ async def plan(
     home.mkdir(parents=True, exist_ok=True)
     start = await deps.workspace.head(worktree)
     # The feedback is read before set_plan(), which clears it.
-    prompt = plan_prompt(task, repo, previous_from_json(task.plan), task.plan_feedback)
+    prompt = plan_prompt(task, repo, previous_from_json(task.plan), task.plan_feedback, context)
     limits = await budget.run_limits(deps.settings.plan_max_turns)
     run_id = await start_run(journal, deps, phase="plan", attempt=plan_round, backend=name,
                              model=model)  # fmt: skip
@@ -102,6 +105,9 @@ async def plan(
     breach = await budget.stopped(result, limits)
     if breach is not None:
         await block(journal, breach, commits=0, branch=worktree.branch)
+        return
+    if must_wait(result):  # not the plan's failure: plan again later
+        await wait_or_give_up(journal, deps, result, phase="plan")
         return
     if not result.ok:
         kind = (result.error_kind or ErrorKind.CRASH).value

@@ -36,9 +36,11 @@ def _task_lines(task: Task) -> list[str]:
 
 
 def plan_prompt(
-    task: Task, repo: Repo, previous: Plan | UnreadablePlan | None, feedback: str | None
-) -> str:
-    """Ask for a plan, not a change: read the code, then answer with one JSON object."""
+    task: Task, repo: Repo, previous: Plan | UnreadablePlan | None, feedback: str | None,
+    context: str = "",
+) -> str:  # fmt: skip
+    """Ask for a plan, not a change: read the code, then answer with one JSON object.
+    `context`: the repo map and what happened before (worker/context.py)."""
     lines = [
         f"You are planning task {task.key} in the git repository in the current directory",
         f"(branch agent/{task.key}, created from {repo.default_branch}).",
@@ -46,6 +48,7 @@ def plan_prompt(
         "a plan. A person reviews it; once approved, it becomes the contract for the change.",
         "",
         *_task_lines(task),
+        *_context_lines(context),
         "",
         "## Your answer",
         "Answer with exactly one JSON object of this shape, and output only that JSON object",
@@ -90,7 +93,11 @@ def contract_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def task_prompt(task: Task, repo: Repo, contract: Plan | None = None) -> str:
+def _context_lines(context: str) -> list[str]:
+    return ["", context.strip()] if context.strip() else []
+
+
+def task_prompt(task: Task, repo: Repo, contract: Plan | None = None, context: str = "") -> str:
     lines = [
         f"You are working on task {task.key} in the git repository in the current directory",
         f"(branch agent/{task.key}, created from {repo.default_branch}).",
@@ -99,6 +106,7 @@ def task_prompt(task: Task, repo: Repo, contract: Plan | None = None) -> str:
     ]
     if contract is not None:
         lines += ["", *contract_lines(contract)]
+    lines += _context_lines(context)
     checks = verify_commands(repo)
     lines += ["", "## How your work is checked"]
     if checks:
@@ -137,5 +145,21 @@ def resume_prompt(reason: str, *, with_task: str | None = None) -> str:
         "What you had done is committed on this branch (see `git log`). Continue from the "
         "current state of the working tree and finish the task, then stop. The checks run "
         "after you.",
+    ]
+    return "\n".join(parts)
+
+
+def interrupted_prompt(reason: str, *, with_task: str | None = None) -> str:
+    """The first prompt after the model API refused a run (rate limit, overload) and the
+    task waited: go on; the task again when the agent's session cannot be resumed."""
+    parts = []
+    if with_task is not None:
+        parts += [with_task, "", "## You were interrupted"]
+    parts += [
+        f"Your earlier run on this task was interrupted: {reason}. It has been retried after "
+        "a wait.",
+        "Anything you had done is committed on this branch (see `git log`). Continue from "
+        "the current state of the working tree and finish the task, then stop. The checks "
+        "run after you.",
     ]
     return "\n".join(parts)

@@ -38,6 +38,11 @@ class WorkerSettings(BaseSettings):
     plan_max_turns: int = Field(default=15, ge=1)
     plan_remind_after_seconds: float = Field(default=3600, ge=0)
     plan_expire_after_seconds: float = Field(default=86400, ge=0)
+    # A run refused by the model API (rate limit, overload) waits and runs again without
+    # using an attempt; after this many refusals in a row the task fails.
+    backoff_max_waits: int = Field(default=8, ge=0)
+    # The repo map in the agent's prompt: at most this many characters (worker/repo_map.py).
+    repo_map_chars: int = Field(default=6000, ge=0)
 
 
 class ClaudeSettings(BaseSettings):

@@ -15,7 +15,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot import actions, keyboards, new_texts, texts
+from bot import actions, event_texts, keyboards, new_texts, texts
 from bot.actions import UserError
 from bot.callbacks import NewStep
 from bot.deps import BotDeps, Operator
@@ -50,7 +50,7 @@ def split_text(text: str) -> tuple[str, str]:
     if not first:
         raise UserError("The task needs a title on its first line.")
     if len(first) > TITLE_LIMIT:
-        return texts.clip(first, TITLE_LIMIT), f"{first}\n\n{rest}".strip()
+        return event_texts.clip(first, TITLE_LIMIT), f"{first}\n\n{rest}".strip()
     return first, rest
 
 

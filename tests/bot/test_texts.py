@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
+from bot import event_texts, texts
 from bot.actions import UserError
 from bot.mbox import mbox_stats
 from bot.replies import chunks
@@ -24,8 +24,8 @@ def test_esc_and_plain_round_trip_metacharacters() -> None:
 
 
 def test_clip_marks_the_cut_and_keeps_short_text() -> None:
-    assert texts.clip("abc", 3) == "abc"
-    assert texts.clip("abcdef", 4) == "abc…"
+    assert event_texts.clip("abc", 3) == "abc"
+    assert event_texts.clip("abcdef", 4) == "abc…"
 
 
 def test_chunks_split_at_lines_and_fall_back_for_one_huge_line() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -15,16 +16,11 @@ from storage.task_events import EventKind, TaskEvent, TaskEventRepo
 from storage.tasks import NewTask, Task, TaskRepo
 from tests.claude_samples import SAMPLES
 from tests.procs import is_gone
-from tests.worker.running import (
-    Pool,
-    fake_claude,
-)
+from tests.worker.running import Pool, fake_claude, worker_deps
 from worker.agents.claude import ClaudeBackend
-from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.queue import queue_task, submit_task
 from worker.settings import WorkerSettings
-from worker.workspace import Workspace
 
 SETTINGS = WorkerSettings(agent_timeout_seconds=20)
 PLAN = {"summary": "Add a greeting file", "approach": "Write it.", "risks": [],
@@ -83,9 +79,8 @@ def claude_deps(pool: Pool, tmp_path: Path, *samples: str) -> WorkerDeps:
         "FAKE_CLAUDE_SAMPLE": os.pathsep.join(str(SAMPLES / name) for name in samples),
         "FAKE_CLAUDE_CALLS": str(tmp_path / "claude-calls"), "FAKE_CLAUDE_WRITE": "change",
     })  # fmt: skip
-    return WorkerDeps(pool=pool, workspace=Workspace(tmp_path / "workspaces"), settings=SETTINGS,
-                      agent_homes=tmp_path / "agent-homes",
-                      backend_for=lambda repo, name: backend, control=WorkerControl())  # fmt: skip
+    deps = worker_deps(pool, tmp_path, settings=SETTINGS)
+    return dataclasses.replace(deps, backend_for=lambda repo, name: backend)
 
 
 def claude_argv(tmp_path: Path) -> list[list[str]]:

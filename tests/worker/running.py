@@ -20,7 +20,9 @@ from worker.agents.registry import backend_factory
 from worker.app import run_worker
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
+from worker.embedder import EmbedderSettings, HashedEmbedder
 from worker.queue import submit_task
+from worker.repo_map import RepoMapper
 from worker.settings import ClaudeSettings, WorkerSettings
 from worker.workspace import Workspace
 
@@ -45,6 +47,9 @@ def worker_deps(
         agent_homes=tmp_path / "agent-homes",
         backend_for=backend_factory(ClaudeSettings()),
         control=WorkerControl(),
+        repo_maps=RepoMapper(tmp_path / "repo-maps"),
+        embedder=HashedEmbedder(),
+        memory=EmbedderSettings(),
     )
 
 

@@ -63,12 +63,13 @@ async def test_wall_deadline_kills_the_agent_keeps_its_work_and_extend_resumes(
     assert 3.2 <= warning.payload["used"] < 4
     events = await task_events(pool, task)
     kinds = [e.kind.value for e in events]
-    assert kinds[-4:] == ["patches_generated", "budget_exceeded", "status_changed", "task_blocked"]
-    exceeded = events[-3].payload
+    assert kinds[-5:] == ["patches_generated", "budget_exceeded", "status_changed", "task_blocked",
+                          "memory_written"]  # fmt: skip
+    exceeded = events[-4].payload
     assert (exceeded["limit"], exceeded["max"]) == ("wall", 4)
     assert exceeded["used"] >= 4
     branch = f"agent/{task.key}"
-    assert events[-1].payload == {"reason": blocked.status_reason, "commits": 1,
+    assert events[-2].payload == {"reason": blocked.status_reason, "commits": 1,
                                   "branch": branch, "budget_exceeded": exceeded}  # fmt: skip
     # the partial work: committed to the branch as WIP, and in the stored mbox
     mbox = await ArtifactRepo(pool).content(task.id, "combined.mbox")
