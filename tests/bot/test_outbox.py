@@ -266,3 +266,41 @@ async def test_an_alert_too_long_for_a_message_arrives_as_a_file(
     assert content == ("head\n" + "y" * 5000).encode()
     await send_html(bot, ALICE, None, "\n".join(f"<i>{n}</i> " + "z" * 99 for n in range(60)))
     assert len(fake_tg.sent("sendMessage")) == 2  # 6,000 characters in lines: split in two
+
+
+async def test_a_rate_limit_wait_tells_the_chat_when_the_task_runs_again(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    repo = await add_repo(pool)
+    task = await _with_card(pool, fake_tg, await add_task(pool, repo, "Add a health endpoint"))
+    box = Outbox(bot, pool, settings())
+    await _drain(box, pool)
+    await TaskEventRepo(pool).add(task.id, EventKind.RATE_LIMIT_BACKOFF, {
+        "kind": "rate_limit", "phase": "attempt", "resume_at": "2026-11-25T14:05:00+00:00",
+        "seconds": 300, "wait": 1, "max_waits": 8, "job_id": 1, "message": "API Error: 429",
+    })  # fmt: skip
+    await _drain(box, pool)
+
+    alert = fake_tg.last("sendMessage")
+    assert "disable_notification" not in alert.params  # loud: the person may be waiting
+    assert "The model API refused the run (rate_limit)" in alert.params["text"]
+    assert "It runs again at 14:05 UTC (in 5m 00s); no attempt is used." in alert.params["text"]
+    card = fake_tg.messages(ALICE)[0]["text"]
+    assert "waiting for the model API (rate_limit) until 14:05 UTC; no attempt used" in card
+
+
+async def test_the_card_names_the_failure_class_and_the_reality_score(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    repo = await add_repo(pool)
+    task = await _with_card(pool, fake_tg, await add_task(pool, repo))
+    box = Outbox(bot, pool, settings())
+    events = TaskEventRepo(pool)
+    await events.add(task.id, EventKind.REALITY_SIGNAL, {"score": 72, "confidence": 0.75})
+    await _drain(box, pool)
+    assert "Last: reality score 72/100" in fake_tg.messages(ALICE)[0]["text"]
+    await events.add(task.id, EventKind.ERROR_CLASSIFIED, {
+        "key": "pytest.failures", "hint": "Read the assertion <and> fix the code"})  # fmt: skip
+    await _drain(box, pool)
+    card = fake_tg.messages(ALICE)[0]["text"]
+    assert "Last: failure class pytest.failures: Read the assertion <and> fix the code" in card

@@ -109,3 +109,16 @@ def test_parse_keeps_the_tail_of_long_output() -> None:
     result = parse_output(stdout, "stderr end marker", 0, False, 1.0)
     assert len(result.output_tail) == 4000
     assert result.output_tail.endswith("stderr end marker")
+
+
+def test_a_rate_limit_that_names_its_reset_time_gives_retry_at() -> None:
+    stdout, stderr, exit_code = read_sample("error_429_rate_limit")
+    event = json.loads(stdout)
+    # The real sample names no reset; Claude's subscription limit message does.
+    event["result"] = "Claude AI usage limit reached|1764082800"
+    result = parse_output(json.dumps(event), stderr, exit_code, False, 0.6)
+    assert result.error_kind is ErrorKind.RATE_LIMIT
+    assert result.retry_at is not None
+    assert result.retry_at.timestamp() == 1764082800
+    plain = parse_output(stdout, stderr, exit_code, False, 0.6)
+    assert (plain.error_kind, plain.retry_at) == (ErrorKind.RATE_LIMIT, None)

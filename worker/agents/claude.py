@@ -10,12 +10,14 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
 from worker.agents.launch import launch, log_finished
 from worker.agents.reported import float_value, int_value, string_value
+from worker.classify import reset_time
 from worker.processes import join_output, tail
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,9 @@ def parse_output(
         error_kind = ErrorKind.CRASH if event is None else _classify(event, text)
         error_message = _error_message(event, stderr, "" if saw_events else stdout, exit_code)
     denials = reported.get("permission_denials")
+    retry_at = None
+    if error_kind is ErrorKind.RATE_LIMIT:  # when the limit resets, if the CLI said
+        retry_at = reset_time(f"{error_message}\n{stdout}\n{stderr}", datetime.now(UTC))
     return AgentResult(
         ok=ok,
         text=text,
@@ -170,6 +175,7 @@ def parse_output(
         permission_denials=[_render_denial(d) for d in denials]
         if isinstance(denials, list)
         else [],
+        retry_at=retry_at,
     )
 
 
