@@ -29,6 +29,29 @@ def _time(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
 
 
+def event_text(event: TaskEvent) -> str:
+    """The event's payload in one line, and the evidence-bearing ones in a few readable lines."""
+    p = event.payload
+    match event.kind.value:
+        case "reality_signal":
+            lines = [
+                f"score={p.get('score')}/100 confidence={p.get('confidence')}"
+                + (f" threshold={p['threshold']}" if p.get("threshold") is not None else "")
+            ]
+            for source in p.get("sources") or []:
+                said = source.get("evidence") or f"unavailable ({source.get('error')})"
+                value = "-" if source.get("signal") is None else f"{source['signal']:.2f}"
+                lines.append(f"{source.get('name')} {value}: {said}")
+            return "\n      ".join(lines)
+        case "memory_recall" if p.get("ok"):
+            found = [
+                f"{m.get('key')} ({m.get('outcome')}, {m.get('similarity')})"
+                for m in p.get("memories") or []
+            ]
+            return f"{len(found)} similar: " + (", ".join(found) or "none")
+    return _payload(p)
+
+
 def _payload(payload: dict[str, Any]) -> str:
     parts = []
     for key, value in payload.items():
@@ -80,9 +103,7 @@ def task_report(
                      f"{seconds:>7} {cost} turns {run.turns or '-'}{checks}")  # fmt: skip
     lines += ["", f"Events ({len(events)}):"]
     for event in events:
-        lines.append(
-            f"  {_time(event.created_at)} {event.kind.value:<18} {_payload(event.payload)}"
-        )
+        lines.append(f"  {_time(event.created_at)} {event.kind.value:<18} {event_text(event)}")
     lines += ["", f"Artifacts ({len(artifacts)}):"]
     for artifact in artifacts:
         lines.append(
