@@ -58,6 +58,8 @@ def test_bad_input_gets_one_line_and_exit_2(
     _fails(["repo", "add", "x", str(tmp_path / "plain")], capsys, "not a git repository")
     _fails(["repo", "add", "../evil", str(cli_env)], capsys, "invalid repo name")
     _fails(["repo", "add", "x", str(cli_env), "--agent", "command"], capsys, "--agent-command")
+    _fails(["repo", "add", "x", str(cli_env), "--reality-threshold", "101"], capsys,
+           "--reality-threshold must be between 0 and 100")  # fmt: skip
     assert main(["repo", "add", "web", str(cli_env)]) == 0
     capsys.readouterr()
     _fails(["repo", "add", "web", str(cli_env)], capsys, "exists already")
