@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import os
+import shlex
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +18,7 @@ from storage.task_events import EventKind
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
+from tests.claude_samples import SAMPLES, read_sample
 from tests.worker.budgets import (
     budget_repo,
     claude_argv,
@@ -20,11 +26,12 @@ from tests.worker.budgets import (
     submit_task_with,
     task_events,
 )
-from tests.worker.running import Pool
+from tests.worker.running import SETTINGS, Pool, fake_claude, wait_until
 from worker import jobs
 from worker.agents.base import AgentResult, ErrorKind
+from worker.app import run_worker
 from worker.backoff import backoff_for
-from worker.settings import WorkerSettings
+from worker.settings import ClaudeSettings, WorkerSettings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -133,3 +140,47 @@ async def test_a_plan_run_refused_by_the_api_plans_again_later(
     assert waiting.plan_round == 0  # no plan was shown
     [backoff] = await task_events(pool, task, EventKind.RATE_LIMIT_BACKOFF)
     assert backoff.payload["phase"] == "plan"
+
+
+async def test_the_worker_runs_the_waiting_task_again_at_the_reset_time(
+    pool: Pool, db_dsn: str, upstream: Path, tmp_path: Path
+) -> None:
+    """Through the real consumer: the delayed PgQueuer job is not taken before the reset
+    time the API named, and is taken after it."""
+    reset = int(time.time()) + 3
+    limited = tmp_path / "limited"
+    limited.mkdir()
+    stdout, stderr, exit_code = read_sample("error_429_rate_limit")
+    event = json.loads(stdout)
+    event["result"] = f"Claude AI usage limit reached|{reset}"
+    (limited / "stdout").write_text(json.dumps(event) + "\n")
+    (limited / "stderr").write_text(stderr)
+    (limited / "exit_code").write_text(str(exit_code))
+    samples = os.pathsep.join([str(limited), str(SAMPLES / "success_acceptEdits")])
+    # The agent's environment keeps none of the worker's: the script is told in its wrapper.
+    wrapper = tmp_path / "claude-limited"
+    wrapper.write_text(
+        f"#!/bin/sh\nexport FAKE_CLAUDE_SAMPLE={shlex.quote(samples)}\n"
+        f"export FAKE_CLAUDE_CALLS={shlex.quote(str(tmp_path / 'claude-calls'))}\n"
+        f'export FAKE_CLAUDE_WRITE=change\nexec {fake_claude(tmp_path)} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    repo = await budget_repo(pool, upstream, backend="claude", max_attempts=1)
+    task = await submit_task_with(pool, repo)
+    claude = ClaudeSettings(executable=str(wrapper))
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(db_dsn, SETTINGS, claude, tmp_path / "home", stop))
+    try:
+
+        async def done() -> bool:
+            return (await TaskRepo(pool).by_id(task.id)).status is TaskStatus.DONE
+
+        await wait_until(done, "the task done after its wait", within=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=20)
+    calls = sorted((tmp_path / "claude-calls").glob("*.json"))
+    assert len(calls) == 2
+    second_started = calls[1].stat().st_mtime
+    assert second_started >= reset - 0.5  # not before the reset the API named
+    assert await TaskRunRepo(pool).attempts_made(task.id) == 1
