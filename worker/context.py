@@ -23,7 +23,7 @@ from worker import reality
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.memory_recall import Recall, outcome_signal, recall, remember
-from worker.reality import Reality, Signal
+from worker.reality import Signal
 from worker.repo_map import Hits, RepoMap, hits, mentions, render
 from worker.scope import changed_files
 from worker.workspace import Worktree
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Context:
     prompt: str  # the blocks for the agent's prompt
-    reality: Reality
     blocked: str | None = None  # why the task must not run (below the reality threshold)
 
 
@@ -45,7 +44,7 @@ def task_text(task: Task) -> str:
 async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps) -> Context:
     task = journal.task
     text = task_text(task)
-    repo_map, recalled = await asyncio.gather(
+    (repo_map, shown), recalled = await asyncio.gather(
         _repo_map(journal, worktree, deps, text), _recall(journal, deps)
     )
     named = hits(repo_map, mentions(text)) if repo_map is not None else None
@@ -54,10 +53,8 @@ async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: Wor
     await journal.event(EventKind.REALITY_SIGNAL, **signal.payload(),
                         threshold=repo.reality_threshold)  # fmt: skip
     blocks = []
-    if repo_map is not None:
-        shown = render(repo_map, text, deps.settings.repo_map_chars)
-        blocks.append(f"## Repository map (the files most relevant to the task first)\n"
-                      f"{shown.text}")  # fmt: skip
+    if shown:
+        blocks.append(f"## Repository map (the files most relevant to the task first)\n{shown}")
     if recalled is not None and recalled.memories:
         blocks.append(recalled.render())
     blocks.append(signal.render())
@@ -66,7 +63,7 @@ async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: Wor
         evidence = "; ".join(signal.evidence())
         blocked = (f"reality score {signal.score}/100 is below this repo's threshold "
                    f"{repo.reality_threshold}: {evidence}")  # fmt: skip
-    return Context("\n\n".join(blocks), signal, blocked)
+    return Context("\n\n".join(blocks), blocked)
 
 
 def _sources(
@@ -101,13 +98,14 @@ def _sources(
 
 async def _repo_map(
     journal: TaskJournal, worktree: Worktree, deps: WorkerDeps, text: str
-) -> RepoMap | None:
+) -> tuple[RepoMap | None, str]:
+    """The map, and its rendering for the task within the prompt's budget."""
     try:
         repo_map, stats = await deps.repo_maps.build(worktree.path)
     except Exception as exc:  # the task can go on without a map
         log.warning("repo map failed", extra={"task_key": journal.task.key, "error": repr(exc)})
         await journal.event(EventKind.REPO_MAP_BUILT, ok=False, error=str(exc)[:500])
-        return None
+        return None, ""
     shown = render(repo_map, text, deps.settings.repo_map_chars)
     await journal.event(
         EventKind.REPO_MAP_BUILT, ok=True, tree_id=stats.tree_id, cached=stats.cached,
@@ -115,7 +113,7 @@ async def _repo_map(
         symbols=stats.symbols, languages=stats.languages, shown_files=shown.files_shown,
         chars=len(shown.text),
     )  # fmt: skip
-    return repo_map
+    return repo_map, shown.text
 
 
 async def _recall(journal: TaskJournal, deps: WorkerDeps) -> Recall | None:

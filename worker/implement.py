@@ -23,7 +23,7 @@ from storage.tasks import Task
 from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment
 from worker.agents.registry import UnknownBackend
-from worker.backoff import must_wait
+from worker.backoff import WAIT_KINDS, must_wait
 from worker.budget import Budget, Usage
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
@@ -42,10 +42,7 @@ from worker.scope import changed_files, outside_plan, scope_feedback
 from worker.verify import VerifyStep, run_verify
 from worker.workspace import Worktree
 
-# Agent errors no retry can fix: stop at once and tell the user.
-HARD_AGENT_ERRORS = frozenset({ErrorKind.AUTH, ErrorKind.PROMPT_TOO_LONG, ErrorKind.BUDGET})
 FEEDBACK_LIMIT = 6000  # characters of failure output handed back to the agent
-_WAITS = frozenset({ErrorKind.RATE_LIMIT.value, ErrorKind.OVERLOADED.value})
 _ENDS = frozenset({EventKind.TASK_DONE, EventKind.TASK_FAILED, EventKind.TASK_BLOCKED,
                    EventKind.TASK_CANCELLED})  # fmt: skip
 
@@ -223,9 +220,7 @@ class _Attempts:
         if not result.ok:
             kind = result.error_kind or ErrorKind.CRASH
             reason = f"agent run {attempt} ended with {kind.value}: {result.error_message}"
-            failure = agent_failure(result)
-            if kind in HARD_AGENT_ERRORS:
-                return Step(Verdict(passed=False, reason=reason), failure=failure)
+            failure = agent_failure(result)  # a hard class (auth, …) escalates: no retry
             feedback = (f"The agent run ended early ({kind.value}): {result.error_message}\n"
                         "Continue from the current state of the working tree.\n\n"
                         f"{failure.feedback()}")  # fmt: skip
@@ -320,7 +315,7 @@ async def interruption(deps: WorkerDeps, task: Task) -> Interruption | None:
     if not attempts:  # stopped before implementing (by the plan phase): nothing to go on from
         return None
     # A refused run's session holds no work worth going on from, and may not exist.
-    sessions = [r.session_id for r in attempts if r.session_id and r.error_class not in _WAITS]
+    sessions = [r.session_id for r in attempts if r.session_id and r.error_class not in WAIT_KINDS]
     if by_budget:
         reason = str(last.payload.get("reason", ""))
     else:

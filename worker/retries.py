@@ -45,17 +45,20 @@ class Failure:
 
 
 def agent_failure(result: AgentResult) -> Failure:
-    """Classify an agent run that did not succeed: its message and output, and the error
-    kind its backend already read from the CLI's result when the text names no class."""
+    """Classify an agent run that did not succeed. The error kind its backend read from the
+    CLI's structured result (auth, max turns, …) names the class when there is a rule for it;
+    else the text does (a crash's traceback, a timeout). The quoted lines come from the text."""
     kind = result.error_kind or ErrorKind.CRASH
     text = "\n".join(part for part in (result.error_message, result.output_tail) if part)
     found = classify(text, timed_out=kind is ErrorKind.TIMEOUT)
-    if found.key == "unknown":
-        rule = next((r for r in RULES if r.key == f"agent.{kind.value}"), None)
-        if rule is not None:
-            found = Classification(rule.key, rule.family, rule.severity, rule.hint,
-                                   found.location, found.excerpt)  # fmt: skip
+    rule = _AGENT_RULES.get(f"agent.{kind.value}")
+    if rule is not None and found.key != rule.key:
+        found = Classification(rule.key, rule.family, rule.severity, rule.hint, found.location,
+                               found.excerpt, found.retry_at)  # fmt: skip
     return Failure(found, "agent")
+
+
+_AGENT_RULES = {rule.key: rule for rule in RULES if rule.family == "agent"}
 
 
 def check_failure(step: str, command: str, output: str, *, timed_out: bool) -> Failure:

@@ -14,7 +14,7 @@ from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import NewTask, Task, TaskRepo
 from tests.gitrepos import make_repo
-from tests.worker.budgets import task_events
+from tests.worker.budgets import budget_repo, claude_deps, submit_task_with, task_events
 from tests.worker.running import Pool, Sequence
 from worker import jobs
 from worker.deps import WorkerDeps
@@ -170,3 +170,21 @@ async def test_a_hard_class_escalates_at_once(pool: Pool, deps: WorkerDeps, tmp_
     memory = await MemoryRepo(pool).for_task(task.id)
     assert memory is not None
     assert (memory.outcome, memory.error_class) == ("failure", "shell.command_not_found")
+
+
+async def test_an_agent_auth_error_is_classified_from_the_cli_result_and_escalates_at_once(
+    pool: Pool, upstream: Path, tmp_path: Path
+) -> None:
+    deps = claude_deps(pool, tmp_path, "error_401_auth")
+    repo = await budget_repo(pool, upstream, backend="claude", max_attempts=3)
+    task = await submit_task_with(pool, repo)
+
+    await jobs.run_task(task.id, deps)
+
+    failed = await TaskRepo(pool).by_id(task.id)
+    assert failed.status is TaskStatus.FAILED
+    assert "ended with auth" in failed.status_reason
+    assert "escalated: agent.auth" in failed.status_reason
+    assert len(await TaskRunRepo(pool).for_task(task.id)) == 1  # no second try
+    [classified] = await task_events(pool, task, EventKind.ERROR_CLASSIFIED)
+    assert (classified.payload["key"], classified.payload["severity"]) == ("agent.auth", "hard")
