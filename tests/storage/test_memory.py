@@ -168,7 +168,7 @@ def _noisy(rng: random.Random, base: list[float], noise: float) -> list[float]:
 
 async def _load(conn: Executor, rows: list[tuple[int, int, list[float], float]]) -> None:
     """Bulk memories: (repo_id, count, base vector, noise) each."""
-    rng = random.Random(7)  # noqa: S311  # reproducible data, not secrets
+    rng = random.Random(7)  # reproducible data, not secrets
     records = [(repo_id, "success", "s", _noisy(rng, base, noise), EMBEDDER)
                for repo_id, count, base, noise in rows for _ in range(count)]  # fmt: skip
     assert isinstance(conn, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy)
