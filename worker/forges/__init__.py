@@ -1,0 +1,1 @@
+"""Forge API clients (Gitea, Forgejo, GitHub): open or update pull requests, comment, check."""
