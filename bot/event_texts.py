@@ -45,6 +45,13 @@ _EVENT_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "rate_limit_backoff": lambda p: f"waiting for the model API ({p.get('kind', '?')}) until "
         f"{clock(p.get('resume_at'))}; no attempt used",
     "memory_written": lambda p: f"remembered as a {p.get('outcome', '?')}",
+    "preflight_passed": lambda p: "changed files are within the plan" if p.get("kind") == "scope"
+        else f"preflight passed: {p.get('commits', 0)} commit(s), {p.get('checked', 0)} file(s)",
+    "preflight_failed": lambda p: ("outside the plan: " + ", ".join(p.get("files") or []))
+        if p.get("kind") == "scope" else f"preflight failed: {p.get('count', 0)} problem(s)",
+    "branch_pushed": lambda p: f"pushed {p.get('branch', '?')} at {str(p.get('commit', ''))[:12]}",
+    "pr_opened": lambda p: f"PR #{p.get('number', '?')} "
+        f"{'opened' if p.get('created') else 'updated'}: {p.get('url', '')}",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.event_texts import clip
 from bot.texts import esc, repo_list
+from storage.repos import Repo
 
 NEW_PICK_REPO = "<b>New task</b> — which repository?"
 NEW_ASK_TEXT = (
@@ -16,17 +17,25 @@ NEW_PICK_MODE = (
     "How should it run?\n<b>Autonomous</b>: straight to work. "
     "<b>Interactive</b>: a plan comes first, for you to approve."
 )
-FLOWS = {
-    "patch": "<b>Patch</b>: the commits come back here as an mbox.",
-    "pr": "<b>PR</b>: a pull request on the repository's forge.",
-    "direct": "<b>Direct</b>: pushed to the default branch.",
-}
+FLOW_NAMES = ("patch", "pr", "direct")
+FORGE_NAMES = {"gitea": "Gitea", "forgejo": "Forgejo", "github": "GitHub"}
 
 
-def new_flow(flows: Sequence[str]) -> str:
-    lines = ["What should happen to the result?", *(FLOWS[f] for f in flows)]
-    if len(flows) < len(FLOWS):
-        lines.append("<i>PR and direct delivery need a forge; none is set up for this repo.</i>")
+def flow_line(flow: str, repo: Repo) -> str:
+    if flow == "patch":
+        return "<b>Patch</b>: the commits come back here as an mbox; nothing is pushed."
+    if flow == "direct":
+        return (f"<b>Direct</b>: rebased onto <code>{esc(repo.default_branch)}</code> and "
+                "pushed there (never forced).")  # fmt: skip
+    if repo.forge_kind in FORGE_NAMES:
+        return (f"<b>PR</b>: a pull request on {FORGE_NAMES[repo.forge_kind]} "
+                f"({esc(repo.forge_owner or '?')}/{esc(repo.forge_name or '?')}).")  # fmt: skip
+    return "<b>PR</b>: the branch <code>agent/KEY</code> pushed to the repository (no forge)."
+
+
+def new_flow(flows: Sequence[str], repo: Repo) -> str:
+    lines = ["What should happen to the result? Each is checked first (secrets, file names "
+             "and sizes).", *(flow_line(f, repo) for f in flows)]  # fmt: skip
     return "\n".join(lines)
 
 

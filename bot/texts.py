@@ -152,6 +152,14 @@ def alert(task: Task, event: TaskEvent) -> str:
         case "task_blocked" if "budget_exceeded" in p:
             body = f"Stopped at its budget: {reason}\nThe work so far is on branch " + (
                 f"<code>{esc(task.branch or '?')}</code>; extend to go on from there.")  # fmt: skip
+        case "task_blocked" if p.get("violations"):
+            body = "Blocked by the preflight; nothing was pushed or sent:\n" + "\n".join(
+                f"• {esc(clip(str(v.get('path', '?')), 120))}"
+                + (f":{v['line']}" if v.get("line") else "")
+                + f" ({esc(str(v.get('check', '?')))}): {esc(clip(str(v.get('detail', '')), 200))}"
+                for v in p["violations"][:10]
+            ) + (f"\n… and {int(p.get('count', 0)) - 10} more" if int(p.get("count", 0)) > 10
+                 else "")  # fmt: skip
         case "task_blocked":
             body = f"Blocked: {reason}"
         case "task_cancelled":
@@ -163,8 +171,6 @@ def alert(task: Task, event: TaskEvent) -> str:
         case "budget_warning":
             body = f"80% of its {esc(p.get('limit', 'budget'))} limit is used.\n" + budget(
                 task).split("\n", 1)[1]  # fmt: skip
-        case "preflight_failed":
-            body = f"Pre-PR check failed. {reason}"
         case "rate_limit_backoff":
             body = (f"The model API refused the run ({esc(p.get('kind', 'rate limit'))}). "
                     f"It runs again at {esc(clock(p.get('resume_at')))} (in "

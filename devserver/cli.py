@@ -13,6 +13,12 @@ from typing import NoReturn, TypeAlias
 import asyncpg
 
 from devserver import logs, show
+from devserver.forge_setup import (
+    ForgeSetupError,
+    add_forge_arguments,
+    check_forge,
+    forge_settings,
+)
 from devserver.runtime import open_database, serve
 from devserver.settings import Settings
 from storage.artifacts import ArtifactRepo
@@ -25,6 +31,8 @@ from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import NewTask, TaskRepo
 from worker.agents.registry import BACKENDS
+from worker.forges.access import delivery_problem
+from worker.forges.base import push_credentials
 from worker.git import GitError
 from worker.queue import submit_task
 from worker.workspace import Workspace
@@ -78,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _budget_arguments(add, "default budget of the repo's tasks")
     add.add_argument("--reality-threshold", type=int, metavar="0-100",
                      help="block tasks scoring below this before any agent run")  # fmt: skip
+    add_forge_arguments(add)
     repo.add_parser("list", help="list repositories")
 
     task = sub.add_parser("task", help="manage tasks").add_subparsers(
@@ -163,7 +172,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "repo":
             return await (_repo_add(args, pool, settings) if args.action == "add"
                           else _repo_list(pool))  # fmt: skip
-        handlers = {"add": _task_add, "list": _task_list, "show": _task_show, "mbox": _task_mbox,
+        if args.action == "add":
+            return await _task_add(args, pool, settings)
+        handlers = { "list": _task_list, "show": _task_show, "mbox": _task_mbox,
                     "budget": _task_budget}  # fmt: skip
         return await handlers[args.action](args, pool)
     except NotFound as exc:
@@ -188,9 +199,16 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
     if args.reality_threshold is not None and not 0 <= args.reality_threshold <= 100:
         raise UserError("--reality-threshold must be between 0 and 100")
     try:
-        branch = args.branch or await Workspace(settings.home / "workspaces").default_branch(source)
-    except GitError as exc:
-        raise UserError(f"not a git repository (or unreachable): {args.source}") from exc
+        forge = forge_settings(args, source, settings.environment)
+        credentials = {} if forge.token is None else push_credentials(forge.target(), source)
+        try:
+            branch = args.branch or await Workspace(settings.home / "workspaces").default_branch(
+                source, credentials=credentials)  # fmt: skip
+        except GitError as exc:
+            raise UserError(f"not a git repository (or unreachable): {args.source}") from exc
+        await check_forge(forge, no_check=args.no_check)
+    except ForgeSetupError as exc:
+        raise UserError(str(exc)) from exc
     new = NewRepo(
         name=args.name, source=source, default_branch=branch, key_prefix=args.key_prefix.upper(),
         pre_command=args.pre, build_command=args.build, test_command=args.test,
@@ -199,7 +217,9 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         max_attempts=args.max_attempts, git_author_name=args.author_name,
         git_author_email=args.author_email, max_cost_usd=args.max_cost,
         max_wall_seconds=args.max_wall, max_turns=args.max_turns,
-        reality_threshold=args.reality_threshold,
+        reality_threshold=args.reality_threshold, forge_kind=forge.kind,
+        forge_base_url=forge.base_url, forge_owner=forge.owner, forge_name=forge.name,
+        forge_token_env=args.token_env, allow_binary=args.allow_binary,
     )  # fmt: skip
     try:
         repo = await RepoRepo(pool).add(new)
@@ -216,15 +236,15 @@ async def _repo_list(pool: Pool) -> int:
     return 0
 
 
-async def _task_add(args: argparse.Namespace, pool: Pool) -> int:
+async def _task_add(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:
     if not args.title.strip():
         raise UserError("the task title is empty")
     if len(args.title) > 500:
         raise UserError("the task title is longer than 500 characters")
-    if args.flow != "patch":
-        raise UserError(f"flow {args.flow!r} needs a forge; repos have none configured yet "
-                        "(use --flow patch)")  # fmt: skip
     repo = await RepoRepo(pool).by_name(args.repo)
+    problem = delivery_problem(repo, args.flow, settings.environment)
+    if problem is not None:  # this shell's environment; the worker's may differ
+        print(f"warning: {problem}, unless the worker has it", file=sys.stderr)  # noqa: T201
     new = NewTask(
         repo_id=repo.id, title=args.title.strip(), description=args.description,
         acceptance=args.acceptance, priority=args.priority, git_flow=args.flow,

@@ -37,7 +37,8 @@ Service = Callable[[str, Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def _worker(dsn: str, s: Settings, stop: asyncio.Event) -> None:
-    await run_worker(dsn, s.worker, s.claude, s.home, stop, memory=s.memory)
+    await run_worker(dsn, s.worker, s.claude, s.home, stop, memory=s.memory,
+                     forge_env=s.environment)  # fmt: skip
 
 
 async def _web(dsn: str, s: Settings, stop: asyncio.Event) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,14 +37,21 @@ class Settings:
         self.memory = EmbedderSettings()
         self.web = WebSettings()
         self.bot = BotSettings()
+        # Forge tokens are named per repo (GITEA_TOKEN, …): read from the environment, or
+        # from .env like every other setting (the environment wins).
+        dotenv = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        self.environment: dict[str, str] = {**dotenv, **os.environ}
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.bot.bot_token, self.claude.api_key, self.web.token,
                   self.memory.embeddings_api_key]  # fmt: skip
         found = [v.get_secret_value() for v in values if v is not None]
+        # Forge tokens (GITEA_TOKEN, or the variable a repo names: always *_TOKEN).
+        found += [value for name, value in self.environment.items()
+                  if name.endswith("_TOKEN") and len(value.strip()) >= 8]  # fmt: skip
         if self.db.url is not None and (
             password := urlsplit(self.db.url.get_secret_value()).password
         ):
             found.append(password)  # the DSN itself helps to read errors; its password not
-        return found
+        return list(dict.fromkeys(found))

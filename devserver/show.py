@@ -16,8 +16,12 @@ def repo_line(repo: Repo) -> str:
     checks = ", ".join(f"{n}: {c}" for n, c in (("pre", repo.pre_command),
                        ("build", repo.build_command), ("test", repo.test_command),
                        ("lint", repo.lint_command)) if c) or "no checks"  # fmt: skip
+    forge = repo.forge_kind
+    if repo.forge_owner and repo.forge_name:
+        forge += f" {repo.forge_base_url}/{repo.forge_owner}/{repo.forge_name}"
     return (
-        f"{repo.name:<16} {repo.key_prefix:<8} {repo.default_branch:<10} {repo.source}  [{checks}]"
+        f"{repo.name:<16} {repo.key_prefix:<8} {repo.default_branch:<10} {repo.source}  "
+        f"[{checks}]  forge: {forge}"
     )
 
 
@@ -49,6 +53,17 @@ def event_text(event: TaskEvent) -> str:
                 for m in p.get("memories") or []
             ]
             return f"{len(found)} similar: " + (", ".join(found) or "none")
+        case "preflight_failed" | "task_blocked" if p.get("violations"):
+            found = [
+                f"{v.get('path')}"
+                + (f":{v['line']}" if v.get("line") else "")
+                + f" {v.get('check')}: {v.get('detail')}"
+                for v in p["violations"]
+            ]
+            return "\n      ".join([f"{p.get('count', len(found))} problem(s):", *found])
+        case "pr_opened":
+            verb = "opened" if p.get("created") else "updated"
+            return f"PR #{p.get('number')} {verb}: {p.get('url')}"
     return _payload(p)
 
 
@@ -85,7 +100,8 @@ def task_report(
         f"{task.key}  {task.title}",
         f"  status:   {task.status.value}{reason}",
         f"  repo:     {repo.name} ({repo.source})",
-        f"  flow:     {task.git_flow}   priority: {task.priority}   branch: {task.branch or '-'}",
+        f"  flow:     {task.git_flow}   priority: {task.priority}   branch: {task.branch or '-'}"
+        + (f"   PR: {task.pr_url}" if task.pr_url else ""),
         f"  spent:    ${task.spent_cost_usd:.4f}, {task.spent_turns} turns, "
         f"{task.spent_wall_seconds:.1f}s agent time",
     ]

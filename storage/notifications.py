@@ -43,12 +43,14 @@ FOR_EVENT: dict[str, tuple[NoticeKind, ...]] = {
     "budget_warning": _LOUD,  # with Extend buttons
     "patches_generated": _CARD,
     "pr_opened": _CARD,
+    "branch_pushed": _CARD,
     "plan_pending": _LOUD,
     "plan_reminder": (NoticeKind.ALERT,),
     "plan_approved": _CARD,
     "plan_rejected": _CARD,
     "budget_exceeded": _CARD,  # the task_blocked that follows carries the Extend & resume
-    "preflight_failed": _LOUD,
+    "preflight_passed": _CARD,
+    "preflight_failed": _CARD,  # a block says so loudly, findings and all (task_blocked)
     "task_done": (*_LOUD, NoticeKind.MBOX),
     "task_failed": _LOUD,
     "task_blocked": (*_LOUD, NoticeKind.MBOX),  # stopped by its budget or scope: work so far

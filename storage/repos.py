@@ -18,9 +18,10 @@ _INSERT = """
                        test_command, lint_command, verify_timeout_seconds, agent_backend,
                        agent_command, agent_model, max_attempts, git_author_name,
                        git_author_email, max_cost_usd, max_wall_seconds, max_turns,
-                       reality_threshold)
+                       reality_threshold, forge_kind, forge_base_url, forge_owner, forge_name,
+                       forge_token_env, allow_binary)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19)
+            $19, $20, $21, $22, $23, $24, $25)
     RETURNING *
 """
 _BY_NAME = "SELECT * FROM repos WHERE name = $1"
@@ -40,7 +41,12 @@ class Repo:
     name: str
     key_prefix: str
     source: str
-    forge_kind: str
+    forge_kind: str  # gitea | forgejo | github | local (no forge API: the branch is the PR)
+    forge_base_url: str | None  # the forge's web address, e.g. https://git.example.com
+    forge_owner: str | None
+    forge_name: str | None
+    forge_token_env: str | None  # the worker's variable holding the token (default: per kind)
+    allow_binary: bool  # may a change add binary files (the preflight blocks them otherwise)
     default_branch: str
     pre_command: str
     build_command: str
@@ -88,6 +94,12 @@ class NewRepo:
     max_wall_seconds: int | None = None
     max_turns: int | None = None
     reality_threshold: int | None = None
+    forge_kind: str = "local"
+    forge_base_url: str | None = None
+    forge_owner: str | None = None
+    forge_name: str | None = None
+    forge_token_env: str | None = None
+    allow_binary: bool = False
 
 
 def key_prefix_for(name: str) -> str:
@@ -107,7 +119,8 @@ class RepoRepo:
             new.build_command, new.test_command, new.lint_command, new.verify_timeout_seconds,
             new.agent_backend, new.agent_command, new.agent_model, new.max_attempts,
             new.git_author_name, new.git_author_email, new.max_cost_usd, new.max_wall_seconds,
-            new.max_turns, new.reality_threshold,
+            new.max_turns, new.reality_threshold, new.forge_kind, new.forge_base_url,
+            new.forge_owner, new.forge_name, new.forge_token_env, new.allow_binary,
         ]  # fmt: skip
         with translate_errors():
             row = await self._db.fetchrow(_INSERT, *args)

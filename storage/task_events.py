@@ -42,6 +42,7 @@ class EventKind(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     PREFLIGHT_PASSED = "preflight_passed"
     PREFLIGHT_FAILED = "preflight_failed"
+    BRANCH_PUSHED = "branch_pushed"  # the change is on the remote (pr: agent/KEY; direct)
     PR_OPENED = "pr_opened"
     PATCHES_GENERATED = "patches_generated"
     MEMORY_WRITTEN = "memory_written"

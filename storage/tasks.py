@@ -117,6 +117,7 @@ _SET_BRANCH = """
     UPDATE tasks SET branch = $2, base_commit = $3, updated_at = now() WHERE id = $1
 """
 _SET_HEAD = "UPDATE tasks SET head_commit = $2, updated_at = now() WHERE id = $1"
+_SET_PR_URL = "UPDATE tasks SET pr_url = $2, updated_at = now() WHERE id = $1"
 _ADD_SPEND = """
     UPDATE tasks
        SET spent_cost_usd = spent_cost_usd + $2,
@@ -343,6 +344,9 @@ class TaskRepo:
 
     async def set_head(self, task_id: int, head_commit: str) -> None:
         await self._db.execute(_SET_HEAD, task_id, head_commit)
+
+    async def set_pr_url(self, task_id: int, url: str) -> None:
+        await self._db.execute(_SET_PR_URL, task_id, url)
 
     async def add_spend(
         self, task_id: int, *, cost_usd: Decimal = Decimal(0), wall_seconds: float = 0.0,

@@ -66,9 +66,43 @@ def test_bad_input_gets_one_line_and_exit_2(
     _fails(["task", "add", "nope", "title"], capsys, "repo nope not found")
     _fails(["task", "add", "web", "   "], capsys, "title is empty")
     _rejected(["task", "add", "web", "t", "--max-turns", "0"], capsys, "--max-turns")
-    _fails(["task", "add", "web", "t", "--flow", "pr"], capsys, "needs a forge")
+    _fails(["repo", "add", "x", str(cli_env), "--forge-url", "https://h"], capsys,
+           "need --forge gitea, forgejo or github")  # fmt: skip
+    _fails(["repo", "add", "x", str(cli_env), "--forge", "gitea"], capsys,
+           "cannot tell the forge repository")  # fmt: skip
+    _fails(["repo", "add", "x", str(cli_env), "--forge", "github", "--forge-repo", "a/b/c",
+            "--forge-url", "https://github.com"], capsys, "must be OWNER/NAME")  # fmt: skip
+    _fails(["repo", "add", "x", str(cli_env), "--forge", "gitea", "--forge-repo", "me/x",
+            "--forge-url", "git.example.invalid"], capsys, "http(s) address")  # fmt: skip
+    _fails(["repo", "add", "x", str(cli_env), "--forge", "gitea", "--forge-repo", "me/x",
+            "--forge-url", "https://h", "--token-env", "PATH"], capsys,
+           "ending in _TOKEN")  # fmt: skip
     _fails(["task", "show", "WEB-99"], capsys, "task WEB-99 not found")
     _fails(["task", "mbox", "WEB-99"], capsys, "not found")
+
+
+def test_pr_and_direct_need_the_forge_token_only_where_there_is_a_forge(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITEA_TOKEN", raising=False)
+    assert main(["repo", "add", "web", str(cli_env)]) == 0
+    assert main(["repo", "add", "gt", str(cli_env), "--forge", "gitea", "--forge-url",
+                 "https://git.example.invalid/", "--forge-repo", "me/web"]) == 0  # fmt: skip
+    out = capsys.readouterr()
+    assert "GITEA_TOKEN is not set here" in out.err
+    assert main(["repo", "list"]) == 0
+    assert "forge: gitea https://git.example.invalid/me/web" in capsys.readouterr().out
+    assert main(["task", "add", "web", "t", "--flow", "pr"]) == 0  # local: the branch is the PR
+    assert main(["task", "add", "web", "t", "--flow", "direct"]) == 0
+    capsys.readouterr()
+    assert main(["task", "add", "gt", "t", "--flow", "pr"]) == 0  # the worker may have it
+    assert (
+        "warning: flow 'pr' cannot be delivered: gt's forge (gitea) needs a token: set "
+        "GITEA_TOKEN in the worker's environment" in capsys.readouterr().err
+    )
+    monkeypatch.setenv("GITEA_TOKEN", "0123456789abcdef")
+    assert main(["task", "add", "gt", "t", "--flow", "pr"]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_mbox_of_a_task_without_patches_is_a_clear_error(

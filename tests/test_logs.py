@@ -38,6 +38,8 @@ def test_settings_name_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-xyz")
     monkeypatch.setenv("WEB_TOKEN", "web-token-1")
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cret-pw@db:5432/app")
+    monkeypatch.setenv("GITEA_TOKEN", "0123456789abcdef0123")  # forge tokens: any *_TOKEN
+    monkeypatch.setenv("SHORT_TOKEN", "abc")  # too short to mask safely
     assert sorted(Settings().secrets()) == sorted(
-        [TOKEN, "sk-ant-api03-xyz", "web-token-1", "s3cret-pw"]
+        [TOKEN, "sk-ant-api03-xyz", "web-token-1", "s3cret-pw", "0123456789abcdef0123"]
     )

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from worker.agents.registry import backend_factory
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.embedder import EmbedderSettings, make_embedder
+from worker.forges.base import RetryPolicy
 from worker.payloads import PlanExpiryPayload, PlanReminderPayload, RunTaskPayload
 from worker.repo_map import RepoMapper
 from worker.settings import ClaudeSettings, WorkerSettings
@@ -92,10 +94,12 @@ def register(queue_manager: QueueManager, deps: WorkerDeps) -> None:
 
 @contextlib.asynccontextmanager
 async def create_worker(
-    dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path,
-    memory: EmbedderSettings | None = None,
+    dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, *,
+    memory: EmbedderSettings | None = None, forge_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[QueueManager]:  # fmt: skip
-    """Pool, the control listener, and the queue manager (on its own LISTEN connection)."""
+    """Pool, the control listener, and the queue manager (on its own LISTEN connection).
+
+    `forge_env`: where forge tokens are read (default: this process's environment)."""
     memory = memory or EmbedderSettings()
     pool = await create_pool(dsn, min_size=1, max_size=max(4, settings.concurrency * 2))
     control = WorkerControl()
@@ -113,6 +117,10 @@ async def create_worker(
                 repo_maps=RepoMapper(home / "repo-maps"),
                 embedder=make_embedder(memory),
                 memory=memory,
+                forge_env=forge_env if forge_env is not None else dict(os.environ),
+                forge_retry=RetryPolicy(
+                    tries=settings.forge_tries, request_timeout=settings.forge_timeout_seconds
+                ),
             )
             queue_manager = PausableQueueManager(Queries(AsyncpgDriver(conn)), control=control)
             register(queue_manager, deps)
@@ -128,10 +136,11 @@ async def create_worker(
 
 async def run_worker(
     dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, stop: asyncio.Event,
-    *, memory: EmbedderSettings | None = None,
+    *, memory: EmbedderSettings | None = None, forge_env: Mapping[str, str] | None = None,
 ) -> None:  # fmt: skip
     """Take jobs until `stop` is set; then finish or interrupt (and requeue) running tasks."""
-    async with create_worker(dsn, settings, claude, home, memory) as queue_manager:
+    async with create_worker(dsn, settings, claude, home, memory=memory,
+                             forge_env=forge_env) as queue_manager:  # fmt: skip
         runner = asyncio.create_task(
             queue_manager.run(
                 dequeue_timeout=timedelta(seconds=5),

@@ -10,6 +10,7 @@ as such and left out. Only the repo's reality threshold, when set, stops a task 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from storage.tasks import Task, TaskRepo
 from worker import reality
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
+from worker.forges.access import MissingToken, target_of
+from worker.forges.base import ForgeError, make_forge
 from worker.memory_recall import Recall, outcome_signal, recall, remember
 from worker.reality import Signal
 from worker.repo_map import Hits, RepoMap, hits, mentions, render
@@ -48,7 +51,8 @@ async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: Wor
         _repo_map(journal, worktree, deps, text), _recall(journal, deps)
     )
     named = hits(repo_map, mentions(text)) if repo_map is not None else None
-    sources = _sources(task, repo, worktree, repo_map=repo_map, named=named, recalled=recalled)
+    sources = _sources(task, repo, worktree, deps, repo_map=repo_map, named=named,
+                       recalled=recalled)  # fmt: skip
     signal = await reality.assess(sources)
     await journal.event(EventKind.REALITY_SIGNAL, **signal.payload(),
                         threshold=repo.reality_threshold)  # fmt: skip
@@ -67,7 +71,7 @@ async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: Wor
 
 
 def _sources(
-    task: Task, repo: Repo, worktree: Worktree, *, repo_map: RepoMap | None,
+    task: Task, repo: Repo, worktree: Worktree, deps: WorkerDeps, *, repo_map: RepoMap | None,
     named: Hits | None, recalled: Recall | None,
 ) -> dict[str, reality.Source]:  # fmt: skip
     async def from_map() -> Signal:
@@ -82,6 +86,7 @@ def _sources(
 
     async def collision() -> Signal:
         work = await reality.branches(worktree.mirror, repo.default_branch, worktree.branch)
+        work += await _open_pull_requests(repo, worktree, deps)
         return reality.collision_signal(task.title, task.key, work)
 
     async def memory() -> Signal:
@@ -94,6 +99,28 @@ def _sources(
 
     return {"repo_map": from_map, "recent_commits": recent, "collision": collision,
             "memory": memory}  # fmt: skip
+
+
+async def _open_pull_requests(
+    repo: Repo, worktree: Worktree, deps: WorkerDeps
+) -> list[reality.OpenWork]:
+    """The forge's open PRs (none for a local repo, or without a token)."""
+    try:
+        target = target_of(repo, deps.forge_env)
+    except MissingToken:
+        return []
+    if target is None:
+        return []
+    forge = make_forge(target, retry=dataclasses.replace(deps.forge_retry, tries=1))
+    try:
+        pulls = await forge.open_pull_requests()
+    except ForgeError as exc:  # the branches still count
+        log.warning("open PRs not read", extra={"repo_name": repo.name, "error": str(exc)})
+        return []
+    finally:
+        await forge.aclose()
+    return [reality.OpenWork(f"PR #{pr.number}", pr.title) for pr in pulls
+            if pr.head != worktree.branch]  # fmt: skip
 
 
 async def _repo_map(

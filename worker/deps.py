@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -13,6 +13,7 @@ from storage.repos import Repo
 from worker.agents.base import AgentBackend
 from worker.control import WorkerControl
 from worker.embedder import Embedder, EmbedderSettings
+from worker.forges.base import RetryPolicy
 from worker.repo_map import RepoMapper
 from worker.settings import WorkerSettings
 from worker.workspace import Workspace
@@ -31,3 +32,5 @@ class WorkerDeps:
     repo_maps: RepoMapper  # symbols per file, cached by git tree id
     embedder: Embedder  # task texts → vectors, for the memory of past tasks
     memory: EmbedderSettings  # how many memories a task recalls
+    forge_env: Mapping[str, str]  # where forge tokens are read (worker/forges/access.py)
+    forge_retry: RetryPolicy  # how forge API calls are retried

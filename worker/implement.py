@@ -21,7 +21,7 @@ from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import Task
 from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
-from worker.agents.environment import agent_environment
+from worker.agents.environment import agent_environment, set_identity
 from worker.agents.registry import UnknownBackend
 from worker.backoff import WAIT_KINDS, must_wait
 from worker.budget import Budget, Usage
@@ -106,6 +106,8 @@ class _Attempts:
 
     async def run(self) -> Verdict:  # noqa: PLR0911  # one way out per kind of ending
         self.home.mkdir(parents=True, exist_ok=True)
+        # Commits the agent makes itself carry the repo's identity (the preflight checks it).
+        await set_identity(self.home, self.repo.git_author_name, self.repo.git_author_email)
         earlier = await self.runs.attempts_made(self.task.id)
         prompt, session_id = await self._first_prompt()
         resume = session_id

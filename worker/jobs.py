@@ -18,7 +18,6 @@ import shutil
 from collections.abc import Coroutine
 from typing import Any
 
-from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.errors import InvalidTransition
 from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind
@@ -27,11 +26,12 @@ from storage.tasks import Task, TaskRepo
 from worker.backoff import wait_or_give_up
 from worker.budget import Budget, block
 from worker.context import gather, remember_outcome
+from worker.deliver import finish, keep_partial
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
+from worker.forges.access import delivery_problem, git_credentials
 from worker.git import GitError
 from worker.implement import implement
-from worker.patches import format_patches
 from worker.planning import needs_plan, plan
 from worker.queue import queue_task
 from worker.workspace import Worktree
@@ -71,12 +71,13 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
     await journal.move(TaskStatus.PREPARING)
     budget = Budget(journal, repo, deps)
     await budget.adopt_defaults()
-    if task.git_flow != "patch":
-        await journal.move(TaskStatus.FAILED, reason=f"delivery flow {task.git_flow!r} needs a "
-                           "forge, and this repo has none configured")  # fmt: skip
+    problem = delivery_problem(repo, task.git_flow, deps.forge_env)
+    if problem is not None:  # known now: no work is spent on a change that cannot land
+        await journal.move(TaskStatus.FAILED, reason=problem)
         return
     try:
-        mirror = await deps.workspace.sync_mirror(repo.name, repo.source)
+        credentials = git_credentials(repo, deps.forge_env)
+        mirror = await deps.workspace.sync_mirror(repo.name, repo.source, credentials=credentials)
         worktree = await deps.workspace.create_worktree(mirror, task.key, repo.default_branch)
     except GitError as exc:
         await journal.move(TaskStatus.FAILED, reason=f"could not prepare the workspace: {exc}")
@@ -120,11 +121,11 @@ async def _implement_and_deliver(
     if verdict.budget is not None:  # the work so far is on the branch; deliver it too
         commits = 0
         if await deps.workspace.commits_since_base(worktree):
-            commits = await _deliver(journal, worktree, deps)
+            commits = await keep_partial(journal, repo, worktree, deps)
         await block(journal, verdict.budget, commits=commits, branch=worktree.branch)
         return
     if verdict.blocked:  # the work is kept: on the branch, and as patches
-        commits = await _deliver(journal, worktree, deps)
+        commits = await keep_partial(journal, repo, worktree, deps)
         await journal.move(TaskStatus.BLOCKED, reason=verdict.reason, commits=commits,
                            branch=worktree.branch)  # fmt: skip
         return
@@ -132,9 +133,7 @@ async def _implement_and_deliver(
         await journal.move(TaskStatus.FAILED, reason=verdict.reason)
         return
     await journal.move(TaskStatus.DELIVERING)
-    commits = await _deliver(journal, worktree, deps)
-    await journal.move(TaskStatus.DONE, reason=f"{commits} commit(s) ready as patches",
-                       commits=commits)  # fmt: skip
+    await finish(journal, repo, worktree, deps)
 
 
 async def _unless_cancelled(work: Coroutine[Any, Any, None], cancel: asyncio.Event) -> bool:
@@ -172,7 +171,7 @@ async def _stop_cancelled(
         await _commit_agent_work(task.status, repo, worktree, deps, message)
         planning = task.status is TaskStatus.PLANNING  # a plan is no work to keep
         if not planning and await deps.workspace.commits_since_base(worktree):
-            commits = await _deliver(journal, worktree, deps)
+            commits = await keep_partial(journal, repo, worktree, deps)
     except GitError as exc:
         log.warning("partial work not saved", extra={"task_key": task.key, "error": str(exc)})
     await journal.move(TaskStatus.CANCELLED, reason=reason, commits=commits,
@@ -191,23 +190,6 @@ async def _commit_agent_work(
 
 def _cancel_reason(task: Task) -> str:
     return f"cancelled by {task.cancel_requested_by or 'unknown'}"
-
-
-async def _deliver(journal: TaskJournal, worktree: Worktree, deps: WorkerDeps) -> int:
-    """`patch` flow: the format-patch series and combined.mbox, stored as artifacts."""
-    files = await format_patches(worktree.path, worktree.base_commit)
-    async with deps.pool.acquire() as conn, conn.transaction():
-        artifacts = ArtifactRepo(conn)
-        await artifacts.replace_patches(journal.task.id)
-        for f in files:
-            kind = ArtifactKind.MBOX if f.filename.endswith(".mbox") else ArtifactKind.PATCH
-            await artifacts.put(journal.task.id, kind, f.filename, f.content)
-    commits = sum(1 for f in files if f.filename.endswith(".patch"))
-    await TaskRepo(deps.pool).set_head(journal.task.id, await deps.workspace.head(worktree))
-    mbox_bytes = sum(len(f.content) for f in files if f.filename.endswith(".mbox"))
-    await journal.event(EventKind.PATCHES_GENERATED, commits=commits,
-                        files=[f.filename for f in files], mbox_bytes=mbox_bytes)  # fmt: skip
-    return commits
 
 
 async def requeue_interrupted(task_id: int, deps: WorkerDeps) -> None:

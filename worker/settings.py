@@ -43,6 +43,10 @@ class WorkerSettings(BaseSettings):
     backoff_max_waits: int = Field(default=8, ge=0)
     # The repo map in the agent's prompt: at most this many characters (worker/repo_map.py).
     repo_map_chars: int = Field(default=6000, ge=0)
+    # Forge API calls (worker/forges): tries per call (5xx, 429, timeouts are retried, with
+    # delays doubling from 1 s), and how long one request may take.
+    forge_tries: int = Field(default=4, ge=1, le=10)
+    forge_timeout_seconds: float = Field(default=30, gt=0)
 
 
 class ClaudeSettings(BaseSettings):

@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,24 +95,31 @@ class Workspace:
     def worktree_path(self, task_key: str) -> Path:
         return self.worktrees_dir / validate_task_key(task_key)
 
-    async def sync_mirror(self, repo_name: str, source: str) -> Path:
-        """Create the mirror if missing, then fetch upstream branches into origin/* (and tags)."""
+    async def sync_mirror(
+        self, repo_name: str, source: str, *, credentials: Mapping[str, str] | None = None
+    ) -> Path:
+        """Create the mirror if missing, then fetch upstream branches into origin/* (and tags).
+
+        `credentials`: environment for git's http auth (worker/forges), never in argv."""
         mirror = self.mirror_path(repo_name)
         source = _normalise_source(source)
         async with self._mirror_lock(mirror):
             if mirror.exists():
-                await self._fetch(mirror, source)
+                await self._fetch(mirror, source, credentials)
             else:
-                await self._create_mirror(mirror, source)
+                await self._create_mirror(mirror, source, credentials)
         log.info("mirror synced", extra={"repo_name": repo_name, "mirror": str(mirror)})
         return mirror
 
-    async def default_branch(self, source: str) -> str:
+    async def default_branch(
+        self, source: str, *, credentials: Mapping[str, str] | None = None
+    ) -> str:
         """The branch the source's HEAD points to, else "main" or "master" if present."""
         source = _normalise_source(source)
         result = await run_git(
-            "ls-remote", "--symref", "--", source, "HEAD", time_limit=self._network_timeout
-        )
+            "ls-remote", "--symref", "--", source, "HEAD", env=credentials,
+            time_limit=self._network_timeout,
+        )  # fmt: skip
         for line in result.text.splitlines():
             target, _, name = line.partition("\t")
             if name == "HEAD" and target.startswith("ref: refs/heads/"):
@@ -123,6 +130,7 @@ class Workspace:
             "--",
             source,
             *FALLBACK_DEFAULT_BRANCHES,
+            env=credentials,
             time_limit=self._network_timeout,
         )
         present = {line.partition("\t")[2] for line in heads.text.splitlines()}
@@ -215,7 +223,9 @@ class Workspace:
             await self._remove_stale(worktree.mirror, worktree.path, worktree.branch)
         log.info("worktree removed", extra={"branch": worktree.branch})
 
-    async def _create_mirror(self, mirror: Path, source: str) -> None:
+    async def _create_mirror(
+        self, mirror: Path, source: str, credentials: Mapping[str, str] | None
+    ) -> None:
         # `init --bare` + fetch rather than `clone --bare`: a clone would also copy upstream
         # branches into refs/heads/*, where they would go stale and mislead (`git diff main`).
         # Built next to the mirror and renamed, so a crash never leaves a half-made mirror.
@@ -223,11 +233,13 @@ class Workspace:
         await asyncio.to_thread(shutil.rmtree, partial, ignore_errors=True)
         await run_git("init", "--bare", "--quiet", str(partial))
         await run_git("remote", "add", "origin", source, cwd=partial)
-        await self._fetch(partial, source)
+        await self._fetch(partial, source, credentials)
         partial.rename(mirror)
         log.info("mirror created", extra={"mirror": str(mirror)})
 
-    async def _fetch(self, mirror: Path, source: str) -> None:
+    async def _fetch(
+        self, mirror: Path, source: str, credentials: Mapping[str, str] | None
+    ) -> None:
         await run_git("config", "remote.origin.url", source, cwd=mirror)
         await run_git(
             "config", "--replace-all", "remote.origin.fetch", UPSTREAM_REFSPEC, cwd=mirror
@@ -235,7 +247,7 @@ class Workspace:
         # --tags --force: tags follow upstream even where a tag was moved there.
         await run_git(
             "fetch", "--prune", "--tags", "--force", "--quiet", "origin",
-            cwd=mirror, time_limit=self._network_timeout,
+            cwd=mirror, env=credentials, time_limit=self._network_timeout,
         )  # fmt: skip
 
     async def _remove_stale(self, mirror: Path, path: Path, branch: str) -> None:

@@ -37,9 +37,10 @@ class NewTaskForm(StatesGroup):
 
 
 def supported_flows(repo: Repo) -> tuple[str, ...]:
-    """Delivery flows this repo can do today; PR and direct need forge delivery."""
+    """Delivery flows offered for this repo: every repo can take all three (a `local` repo's
+    PR is its pushed branch); a missing forge token fails the task before any work."""
     del repo
-    return ("patch",)
+    return ("patch", "pr", "direct")
 
 
 def split_text(text: str) -> tuple[str, str]:
@@ -156,13 +157,16 @@ async def cb_mode(
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(
-            new_texts.new_flow(supported_flows(repo)),
+            new_texts.new_flow(supported_flows(repo), repo),
             parse_mode=HTML,
             reply_markup=keyboards.pick_flow(supported_flows(repo)),
         )
 
 
 async def cb_flow(query: CallbackQuery, callback_data: NewStep, state: FSMContext) -> None:
+    if callback_data.value not in new_texts.FLOW_NAMES:  # a forged button
+        await query.answer("Unknown choice.", show_alert=True)
+        return
     await state.update_data(flow=callback_data.value)
     await state.set_state(NewTaskForm.budget)
     await query.answer()

@@ -304,3 +304,35 @@ async def test_the_card_names_the_failure_class_and_the_reality_score(
     await _drain(box, pool)
     card = fake_tg.messages(ALICE)[0]["text"]
     assert "Last: failure class pytest.failures: Read the assertion <and> fix the code" in card
+
+
+async def test_a_preflight_block_lists_the_findings_masked_and_a_pr_shows_on_the_card(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    repo = await add_repo(pool)
+    task = await _with_card(pool, fake_tg, await add_task(pool, repo, "Add a deploy script"))
+    box = Outbox(bot, pool, settings())
+    await _drain(box, pool)
+    await TaskEventRepo(pool).add(task.id, EventKind.PR_OPENED, {
+        "number": 7, "url": "https://git.example.com/me/web/pulls/7", "forge": "gitea",
+        "created": True, "head": "agent/SHOP-1", "base": "main"})  # fmt: skip
+    await _drain(box, pool)
+    card = fake_tg.messages(ALICE)[0]["text"]
+    assert "PR #7 opened: https://git.example.com/me/web/pulls/7" in card
+
+    violations = [
+        {"check": "secret", "path": "deploy/<run>.sh", "line": 3,
+         "detail": "github-classic-token: ghp_…(40 chars)…9xQ2", "rule": "github-classic-token"},
+        {"check": "forbidden_file", "path": ".env", "detail": "a file of this name holds "
+         "credentials"},
+    ]  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        for step in (TaskStatus.PREPARING, TaskStatus.RUNNING, TaskStatus.DELIVERING):
+            task = await record_move(conn, task, step)
+        await record_move(conn, task, TaskStatus.BLOCKED, reason="preflight found 2 problem(s)",
+                          violations=violations, count=2)  # fmt: skip
+    await _drain(box, pool)
+    alert = fake_tg.last("sendMessage").params["text"]
+    assert "Blocked by the preflight; nothing was pushed or sent:" in alert
+    assert "• deploy/&lt;run&gt;.sh:3 (secret): github-classic-token: ghp_…(40 chars)…9xQ2" in alert
+    assert "• .env (forbidden_file): a file of this name holds credentials" in alert

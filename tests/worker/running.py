@@ -21,6 +21,7 @@ from worker.app import run_worker
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.embedder import EmbedderSettings, HashedEmbedder
+from worker.forges.base import RetryPolicy
 from worker.queue import submit_task
 from worker.repo_map import RepoMapper
 from worker.settings import ClaudeSettings, WorkerSettings
@@ -50,6 +51,8 @@ def worker_deps(
         repo_maps=RepoMapper(tmp_path / "repo-maps"),
         embedder=HashedEmbedder(),
         memory=EmbedderSettings(),
+        forge_env={},
+        forge_retry=RetryPolicy(tries=3, first_delay=0.01, request_timeout=2.0),
     )
 
 

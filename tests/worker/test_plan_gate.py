@@ -170,8 +170,10 @@ async def test_an_approved_plan_is_implemented_as_a_binding_contract(
     assert "1. Create hello.txt with a greeting\n2. Check it reads well" in prompt
     assert "Change only these files:\n- hello.txt\n" in prompt
     assert "Acceptance check: hello.txt says hello" in prompt
-    [passed] = await events(pool, task, EventKind.PREFLIGHT_PASSED)
-    assert passed.payload == {"kind": "scope", "files": ["hello.txt"], "attempt": 1}
+    scope, preflight = await events(pool, task, EventKind.PREFLIGHT_PASSED)
+    assert scope.payload == {"kind": "scope", "files": ["hello.txt"], "attempt": 1}
+    assert preflight.payload == {"kind": "preflight", "commits": 1, "files": ["hello.txt"],
+                                 "checked": 1}  # fmt: skip
     assert len(planner.calls("plan")) == 1  # approved: no second plan
 
 

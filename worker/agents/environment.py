@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from worker.git import run_git
+
 # Only these are copied from the worker's environment. Everything else (DATABASE_URL,
 # TELEGRAM_BOT_TOKEN, GITEA_TOKEN, DB_DSN, ...) stays in the worker.
 INHERITED_VARIABLES = (
@@ -40,3 +42,11 @@ def agent_environment(
     if extra:
         env.update(extra)
     return env
+
+
+async def set_identity(home: Path, name: str, email: str) -> None:
+    """Write the git identity into the agent's HOME (its ~/.gitconfig), so commits the agent
+    makes itself are authored as the repo's configured identity."""
+    config = str(home / ".gitconfig")
+    for key, value in (("user.name", name), ("user.email", email), ("commit.gpgsign", "false")):
+        await run_git("config", "--file", config, key, value)
