@@ -28,7 +28,7 @@ from worker.agents.environment import agent_environment
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.forges.access import MissingToken, git_credentials, target_of
-from worker.forges.base import ForgeError, make_forge
+from worker.forges.base import Forge, ForgeError, make_forge
 from worker.git import GitError, mask_credentials, run_git
 from worker.patches import format_patches
 from worker.pr_body import pr_body
@@ -129,6 +129,8 @@ async def _branch(
     try:
         published = await forge.publish(head=worktree.branch, base=repo.default_branch,
                                          title=title, body=pr_body(task, runs, report))  # fmt: skip
+        if not published.created:  # the reviewers of the open PR hear that it changed
+            await _comment(forge, published.pr.number, task.key, commits, report)
     except ForgeError as exc:
         raise DeliveryFailed(f"{worktree.branch} is pushed and the patches are kept, but the "
                              f"pull request failed: {exc}") from exc  # fmt: skip
@@ -140,6 +142,16 @@ async def _branch(
                         created=published.created, head=pr.head, base=pr.base)  # fmt: skip
     verb = "opened" if published.created else "updated"
     return f"PR #{pr.number} {verb}: {pr.url}", commits
+
+
+async def _comment(forge: Forge, number: int, key: str, commits: int, report: Report) -> None:
+    """Best effort: the PR itself is updated already."""
+    try:
+        text = (f"DevServer ran {key} again: the branch now has {commits} commit(s), "
+                f"{report.reason()}; the description is up to date.")  # fmt: skip
+        await forge.comment(number, text)
+    except ForgeError as exc:
+        log.warning("PR comment failed", extra={"task_key": key, "error": str(exc)})
 
 
 async def _direct(

@@ -85,6 +85,9 @@ async def test_pr_flow_on_github_enterprise_updates_the_open_pr_of_its_branch(
     assert pr["title"] == f"{task.key}: Add a greeting"
     assert "Say hello." in pr["body"]
     assert done.status_reason.startswith("PR #1 updated: ")
+    [comment] = forge.comments[1]
+    assert comment["body"] == (f"DevServer ran {task.key} again: the branch now has 1 commit(s), "
+                               "preflight passed; the description is up to date.")  # fmt: skip
     assert all(r.path.startswith("/api/v3/") for r in forge.requests)
 
 
