@@ -330,3 +330,29 @@ async def test_patches_button_sends_each_commit_as_a_file(
     failed = await add_task(pool, repo, status=TaskStatus.FAILED)
     await _press(bot, deps, TaskAction(action="patches", task_id=failed.id).pack(), message=card)
     assert "has no patches" in fake_tg.last("sendMessage").params["text"]
+
+
+async def test_guided_new_offers_pr_and_direct_and_refuses_a_forged_flow(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    deps = make_deps(pool)
+    shop = await add_repo(pool, "shop")
+    await _say(bot, deps, "/new")
+    pick = fake_tg.messages(ALICE)[-1]
+    await _press(bot, deps, NewStep(field="repo", value=str(shop.id)).pack(), message=pick)
+    await _say(bot, deps, "Add a health endpoint")
+    step = fake_tg.messages(ALICE)[-1]
+    await _press(bot, deps, NewStep(field="mode", value="autonomous").pack(), message=step)
+    shown = fake_tg.messages(ALICE)[-1]
+    assert "PR: the branch agent/KEY pushed to the repository (no forge)." in shown["text"]
+    assert "Direct: rebased onto main and pushed there (never forced)." in shown["text"]
+    rows = shown["reply_markup"]["inline_keyboard"]
+    steps = [NewStep.unpack(b["callback_data"]) for row in rows for b in row]
+    assert [s.value for s in steps if s.field == "flow"] == ["patch", "pr", "direct"]
+    await _press(bot, deps, NewStep(field="flow", value="force").pack(), message=step)
+    assert fake_tg.last("answerCallbackQuery").params["text"] == "Unknown choice."
+    await _press(bot, deps, NewStep(field="flow", value="pr").pack(), message=step)
+    await _press(bot, deps, NewStep(field="budget", value="none").pack(), message=step)
+    await _press(bot, deps, NewStep(field="confirm", value="yes").pack(), message=step)
+    task = await TaskRepo(pool).by_key("SHOP-1")
+    assert task.git_flow == "pr"
