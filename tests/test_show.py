@@ -29,3 +29,16 @@ def test_memory_recall_names_the_tasks_it_recalled() -> None:
     assert event_text(event) == "1 similar: SHOP-2 (success, 0.61)"
     failed = TaskEvent(3, 1, EventKind.MEMORY_RECALL, {"ok": False, "error": "timeout"}, AT)
     assert event_text(failed) == "ok=False error=timeout"
+
+
+def test_preflight_findings_and_the_pr_read_as_lines() -> None:
+    blocked = TaskEvent(4, 1, EventKind.TASK_BLOCKED, {"reason": "preflight found 2", "count": 2,
+        "violations": [
+            {"check": "secret", "path": "a.py", "line": 3, "detail": "npm-access-token: npm_…"},
+            {"check": "binary", "path": "logo.png", "detail": "binary file"}]}, AT)  # fmt: skip
+    assert event_text(blocked).split("\n      ") == [
+        "2 problem(s):", "a.py:3 secret: npm-access-token: npm_…", "logo.png binary: binary file"
+    ]  # fmt: skip
+    pr = TaskEvent(5, 1, EventKind.PR_OPENED, {"number": 4, "url": "https://g/me/w/pulls/4",
+                                               "created": False}, AT)  # fmt: skip
+    assert event_text(pr) == "PR #4 updated: https://g/me/w/pulls/4"
