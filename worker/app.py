@@ -29,6 +29,7 @@ from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.embedder import EmbedderSettings, make_embedder
 from worker.forges.base import RetryPolicy
+from worker.heartbeat import RunningCount, beat_forever, worker_id
 from worker.payloads import PlanExpiryPayload, PlanReminderPayload, RunTaskPayload
 from worker.repo_map import RepoMapper
 from worker.settings import ClaudeSettings, WorkerSettings
@@ -63,13 +64,14 @@ class PausableQueueManager(QueueManager):
                     return
 
 
-def register(queue_manager: QueueManager, deps: WorkerDeps) -> None:
+def register(queue_manager: QueueManager, deps: WorkerDeps, *, running: RunningCount) -> None:
     @queue_manager.entrypoint(
         RunTaskPayload.ENTRYPOINT, concurrency_limit=deps.settings.concurrency, on_failure="hold"
     )
     async def run_task(job: Job) -> None:
         payload = RunTaskPayload.model_validate_json(job.payload or b"")
         log.info("job start", extra={"job_id": int(job.id), "task_id": payload.task_id})
+        running.value += 1  # what this worker's heartbeat reports
         try:
             await jobs.run_task(payload.task_id, deps)
         except asyncio.CancelledError:
@@ -78,6 +80,8 @@ def register(queue_manager: QueueManager, deps: WorkerDeps) -> None:
         except Exception as exc:
             log.exception("task crashed", extra={"task_id": payload.task_id})
             await jobs.fail_crashed(payload.task_id, deps, f"{type(exc).__name__}: {exc}")
+        finally:
+            running.value -= 1
 
     @queue_manager.entrypoint(
         PlanReminderPayload.ENTRYPOINT, concurrency_limit=PLAN_JOBS_CONCURRENCY, on_failure="hold"
@@ -97,13 +101,19 @@ async def create_worker(
     dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, *,
     memory: EmbedderSettings | None = None, forge_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[QueueManager]:  # fmt: skip
-    """Pool, the control listener, and the queue manager (on its own LISTEN connection).
+    """Pool, the control listener, the heartbeat (this process's row in `workers`, deleted
+    on the way out), and the queue manager (on its own LISTEN connection).
 
     `forge_env`: where forge tokens are read (default: this process's environment)."""
     memory = memory or EmbedderSettings()
     pool = await create_pool(dsn, min_size=1, max_size=max(4, settings.concurrency * 2))
     control = WorkerControl()
     listener = asyncio.create_task(control.listen(dsn, settings.recheck_seconds))
+    running, stop_beating = RunningCount(), asyncio.Event()
+    heartbeat = asyncio.create_task(
+        beat_forever(pool, worker_id(), concurrency=settings.concurrency, running=running,
+                     every=settings.heartbeat_seconds, stop=stop_beating)
+    )  # fmt: skip
     try:
         conn = await asyncpg.connect(dsn)
         try:
@@ -123,7 +133,7 @@ async def create_worker(
                 ),
             )
             queue_manager = PausableQueueManager(Queries(AsyncpgDriver(conn)), control=control)
-            register(queue_manager, deps)
+            register(queue_manager, deps, running=running)
             yield queue_manager
         finally:
             await conn.close()
@@ -131,6 +141,8 @@ async def create_worker(
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+        stop_beating.set()
+        await heartbeat  # deletes this worker's row; never raises
         await pool.close()
 
 
