@@ -84,7 +84,7 @@ _BY_ID = "SELECT id, task_id, kind, payload, created_at FROM task_events WHERE i
 _FOR_TASK = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
-     WHERE task_id = $1
+     WHERE task_id = $1 AND id > $2
      ORDER BY id
 """
 
@@ -122,8 +122,10 @@ class TaskEventRepo:
         row = await self._db.fetchrow(_BY_ID, event_id)
         return None if row is None else TaskEvent.from_record(row)
 
-    async def for_task(self, task_id: int) -> list[TaskEvent]:
-        return [TaskEvent.from_record(r) for r in await self._db.fetch(_FOR_TASK, task_id)]
+    async def for_task(self, task_id: int, *, after: int = 0) -> list[TaskEvent]:
+        """The task's events, oldest first; with `after`, only those with a larger id."""
+        rows = await self._db.fetch(_FOR_TASK, task_id, after)
+        return [TaskEvent.from_record(r) for r in rows]
 
 
 _TERMINAL_EVENTS = {
