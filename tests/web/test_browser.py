@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, expect
 from pytest_aiohttp import AiohttpServer
 
 from storage.task_events import EventKind, TaskEventRepo
@@ -79,3 +79,40 @@ async def test_the_token_wall_in_the_browser(
     task = await open_page(browser_context, str(server.make_url(f"/tasks/{world.done.key}")))
     mbox = await download(task, task.get_by_role("link", name="combined.mbox"))
     assert mbox.data == MBOX  # the cookie opens downloads too
+
+
+async def test_without_javascript_the_pages_still_work(
+    aiohttp_server: AiohttpServer, browser: Browser, db_dsn: str, pool: Pool, world: World
+) -> None:
+    server = await aiohttp_server(create_app(db_dsn))
+    context = await browser.new_context(java_script_enabled=False)
+    try:
+        page = await open_page(context, str(server.make_url(f"/tasks/{world.done.key}")))
+        await expect(page.get_by_role("link", name="Refresh")).to_be_visible()
+        await expect(page.locator("#timeline li").first).to_contain_text("task_created")
+        listing = await open_page(context, str(server.make_url("/tasks?repo=api")))
+        await listing.get_by_label("search").fill("deploy")
+        await listing.get_by_role("button", name="Show").click()  # a plain GET form
+        await expect(listing.get_by_text("1 task(s)")).to_be_visible()
+        await expect(listing.get_by_role("link", name=world.blocked.key)).to_be_visible()
+    finally:
+        await context.close()
+
+
+async def test_the_ideas_tree_links_to_its_tasks(
+    aiohttp_server: AiohttpServer, browser_context: BrowserContext, db_dsn: str, pool: Pool,
+    world: World,
+) -> None:  # fmt: skip
+    folder = await pool.fetchval(
+        "INSERT INTO ideas (is_folder, title) VALUES (true, 'Backlog <2027>') RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO ideas (parent_id, title, body, task_id) VALUES ($1, $2, $3, $4)",
+        folder, "Footer idea", "Body with <b>markup</b>", world.done.id,
+    )  # fmt: skip
+    server = await aiohttp_server(create_app(db_dsn))
+    page = await open_page(browser_context, str(server.make_url("/ideas")))
+    await expect(page.get_by_text("Backlog <2027>")).to_be_visible()
+    await expect(page.get_by_text("Body with <b>markup</b>")).to_be_visible()  # escaped
+    await page.get_by_role("link", name=world.done.key).click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(world.done.key)
