@@ -21,6 +21,7 @@ from storage.workers import WorkerRepo
 log = logging.getLogger(__name__)
 
 BEAT_TIMEOUT_SECONDS = 10.0  # a beat (or the last delete) hanging longer than this is given up
+STALE_SECONDS = 86400.0  # rows of workers gone this long (crashed, host lost) are deleted
 
 
 def worker_id() -> str:
@@ -52,6 +53,9 @@ async def beat_forever(
     workers = WorkerRepo(pool)
     hostname, pid = socket.gethostname(), os.getpid()
     context = {"worker_id": worker_id}
+    with contextlib.suppress(Exception):  # tidy only; the beats below report trouble
+        async with asyncio.timeout(BEAT_TIMEOUT_SECONDS):
+            await workers.prune(STALE_SECONDS)
     while not stop.is_set():
         try:
             async with asyncio.timeout(BEAT_TIMEOUT_SECONDS):

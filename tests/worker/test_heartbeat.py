@@ -139,3 +139,16 @@ async def test_run_worker_reports_how_many_tasks_it_runs(
         release.touch()  # the agent finishes; so does the task
         await wait_until(running_is(0), f"{task.key} no longer counted", within=20)
     assert await workers.alive(3600) == []
+
+
+async def test_a_starting_worker_deletes_rows_of_workers_long_gone(pool: Pool) -> None:
+    repo = WorkerRepo(pool)
+    await repo.beat("crashed:1:aa", hostname="crashed", pid=1, concurrency=1, running=1)
+    await repo.beat("recent:2:bb", hostname="recent", pid=2, concurrency=1, running=0)
+    await pool.execute("UPDATE workers SET seen_at = now() - interval '2 days' "
+                       "WHERE id = 'crashed:1:aa'")  # fmt: skip
+    stop = asyncio.Event()
+    stop.set()  # one pass: prune, then straight to the clean stop
+    await beat_forever(pool, "new:3:cc", concurrency=1, running=lambda: 0, every=1, stop=stop)
+    left = {r["id"] for r in await pool.fetch("SELECT id FROM workers")}
+    assert left == {"recent:2:bb"}
