@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from pytest_aiohttp import AiohttpServer
 
 from storage.task_events import EventKind, TaskEventRepo
@@ -21,15 +21,24 @@ async def world(pool: Pool) -> World:
     return await seed(pool)
 
 
+async def _live_page(
+    aiohttp_server: AiohttpServer, context: BrowserContext, dsn: str, path: str
+) -> Page:
+    """The page at `path` of a running app, once its live stream is connected."""
+    app = create_app(dsn)
+    server = await aiohttp_server(app)
+    await asyncio.wait_for(app[hub_key].connected.wait(), 5)
+    page = await open_page(context, str(server.make_url(path)))
+    await expect(page.locator("#live")).to_have_attribute("data-live", "connected")
+    return page
+
+
 async def test_an_event_written_to_the_database_appears_on_the_open_task_page(
     aiohttp_server: AiohttpServer, browser_context: BrowserContext, db_dsn: str, pool: Pool,
     world: World,
 ) -> None:  # fmt: skip
-    app = create_app(db_dsn)
-    server = await aiohttp_server(app)
-    await asyncio.wait_for(app[hub_key].connected.wait(), 5)
-    page = await open_page(browser_context, str(server.make_url(f"/tasks/{world.running.key}")))
-    await expect(page.locator("#live")).to_have_attribute("data-live", "connected")
+    page = await _live_page(aiohttp_server, browser_context, db_dsn,
+                            f"/tasks/{world.running.key}")  # fmt: skip
     await expect(page.locator("#status-value")).to_have_text("running")
 
     await TaskEventRepo(pool).add(world.running.id, EventKind.VERIFY_STARTED,
@@ -45,11 +54,7 @@ async def test_the_dashboard_follows_the_queue_live(
     aiohttp_server: AiohttpServer, browser_context: BrowserContext, db_dsn: str, pool: Pool,
     world: World,
 ) -> None:  # fmt: skip
-    app = create_app(db_dsn)
-    server = await aiohttp_server(app)
-    await asyncio.wait_for(app[hub_key].connected.wait(), 5)
-    page = await open_page(browser_context, str(server.make_url("/")))
-    await expect(page.locator("#live")).to_have_attribute("data-live", "connected")
+    page = await _live_page(aiohttp_server, browser_context, db_dsn, "/")
     await add_task(pool, world.api, "A brand new task from the chat", priority=2)
     await expect(page.get_by_text("A brand new task from the chat")).to_be_visible()
 
