@@ -19,6 +19,7 @@ class ArtifactKind(StrEnum):
     MBOX = "mbox"
     PLAN = "plan"
     LOG = "log"
+    SOURCE = "source"  # what an `apply` task applies: the forwarded patch series
 
 
 _PUT = """

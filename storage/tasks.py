@@ -21,8 +21,10 @@ CANCEL_CHANNEL = "task_cancel"  # NOTIFY payload: the task id; see TaskRepo.requ
 _INSERT = """
     INSERT INTO tasks (key, repo_id, title, description, acceptance, priority, mode, git_flow,
                        skip_verify, agent_backend, agent_model, max_turns, max_cost_usd,
-                       max_wall_seconds, created_by, chat_id, thread_id, message_id)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                       max_wall_seconds, created_by, chat_id, thread_id, message_id, kind,
+                       idea_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20)
     RETURNING *
 """
 _BY_KEY = "SELECT * FROM tasks WHERE key = $1"
@@ -176,6 +178,8 @@ class Task:
     budget_warned: list[str]
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
+    kind: str  # change | apply (see NewTask)
+    idea_id: int | None
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -209,6 +213,8 @@ class NewTask:
     chat_id: int | None = None
     thread_id: int | None = None
     message_id: int | None = None  # the status card, when the bot sent it before creating
+    kind: str = "change"  # change: an agent makes it; apply: a forwarded patch series
+    idea_id: int | None = None  # the idea it was made from
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +240,8 @@ class TaskRepo:
                 _INSERT, key, new.repo_id, new.title, new.description, new.acceptance,
                 new.priority, new.mode, new.git_flow, new.skip_verify, new.agent_backend,
                 new.agent_model, new.max_turns, new.max_cost_usd, new.max_wall_seconds,
-                new.created_by, new.chat_id, new.thread_id, new.message_id,
+                new.created_by, new.chat_id, new.thread_id, new.message_id, new.kind,
+                new.idea_id,
             )  # fmt: skip
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
         return Task.from_record(row)
