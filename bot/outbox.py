@@ -155,8 +155,8 @@ class Outbox:
 
     async def _send(self, row: Notification) -> bool:
         """Deliver one row; False when there was nothing to send."""
-        if row.task_id is None:
-            return False
+        if row.kind == NoticeKind.MESSAGE or row.task_id is None:
+            return await self._message(row)  # written whole by its producer (summaries)
         if row.kind == NoticeKind.CARD:
             await self._card(row, row.task_id)
             return True
@@ -169,6 +169,13 @@ class Outbox:
             case NoticeKind.PATCH:
                 return await self._patch(row, task)
         return False
+
+    async def _message(self, row: Notification) -> bool:
+        """A chat-level message; a row of another kind without a task has nothing to say."""
+        html = str(row.payload.get("html") or "") if row.kind == NoticeKind.MESSAGE else ""
+        if html:
+            await send_html(self._bot, row.chat_id, row.thread_id, html, filename="report.txt")
+        return bool(html)
 
     async def _card(self, row: Notification, task_id: int) -> None:
         """Edit the task's card (silently) to show it as it is now; this settles every

@@ -23,6 +23,7 @@ class NoticeKind(StrEnum):
     ALERT = "alert"  # a separate, loud message: done, failed, blocked, needs you
     MBOX = "mbox"  # the task's combined.mbox as a document
     PATCH = "patch"  # one patch of a series too big to send whole
+    MESSAGE = "message"  # a chat-level message, not about one task: payload {"html": ...}
 
 
 # Which task events a person hears about, and how. Every other event is only on the page.

@@ -15,7 +15,7 @@ from bot import outbox as outbox_module
 from bot.outbox import Outbox, Pacer
 from bot.replies import send_html
 from storage.artifacts import ArtifactKind, ArtifactRepo
-from storage.notifications import NotificationRepo
+from storage.notifications import NoticeKind, NotificationRepo
 from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_status import TaskStatus
@@ -336,3 +336,16 @@ async def test_a_preflight_block_lists_the_findings_masked_and_a_pr_shows_on_the
     assert "Blocked by the preflight; nothing was pushed or sent:" in alert
     assert "• deploy/&lt;run&gt;.sh:3 (secret): github-classic-token: ghp_…(40 chars)…9xQ2" in alert
     assert "• .env (forbidden_file): a file of this name holds credentials" in alert
+
+
+async def test_a_chat_message_is_sent_as_written_once(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    rows = NotificationRepo(pool)
+    html = "<b>Night summary</b>\nDone: 2 · Failed: 1\n<a href=\"https://x/y\">SHOP-1</a>"
+    assert await rows.add(ALICE, NoticeKind.MESSAGE, "night:1", payload={"html": html})
+    assert await rows.add(ALICE, NoticeKind.MESSAGE, "night:1", payload={"html": html}) is None
+    await _drain(Outbox(bot, pool, settings()), pool)
+    [sent] = fake_tg.sent("sendMessage")
+    assert sent.params["text"] == html
+    assert sent.params["parse_mode"] == "HTML"
