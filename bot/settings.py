@@ -27,6 +27,9 @@ class BotSettings(BaseSettings):
     # Seconds between two messages to one chat (Telegram allows about 1/s; groups 20/min).
     private_chat_interval: float = Field(default=1.0, ge=0)
     group_chat_interval: float = Field(default=3.0, ge=0)
+    # The timezone of times people type (/night until 06:30): an IANA name such as
+    # Europe/Berlin; unset, the server's own.
+    timezone: str | None = None
 
     _split = field_validator("allowed_users", "allowed_chats", mode="before")(_split_ids)
 

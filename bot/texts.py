@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("repos", "Repositories tasks can run in"),
     ("budget", "A task's cost, time and turn limits: /budget KEY"),
     ("status", "Running, queued, today's results and cost"),
+    ("night", "Work through the backlog overnight: /night until 06:30, stop, status"),
     ("pause", "Stop taking new tasks (running ones finish)"),
     ("resume", "Take new tasks again"),
     ("help", "What this bot does"),

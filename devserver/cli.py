@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     tadd.add_argument("--agent", choices=BACKENDS)
     tadd.add_argument("--model")
     tadd.add_argument("--skip-verify", action="store_true")
+    tadd.add_argument("--later", action="store_true",
+                      help="keep it in the backlog (pending) for the night cycle")  # fmt: skip
     tlist = task.add_parser("list", help="recent tasks")
     tlist.add_argument("--status", choices=[s.value for s in TaskStatus])
     tlist.add_argument("--limit", type=int, default=30)
@@ -252,8 +254,9 @@ async def _task_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         max_turns=args.max_turns, max_cost_usd=args.max_cost, max_wall_seconds=args.max_wall,
     )  # fmt: skip
     async with pool.acquire() as conn:
-        task = await submit_task(conn, new)
-    print(f"{task.key} queued: {task.title}")  # noqa: T201  # CLI output
+        task = await submit_task(conn, new, later=args.later)
+    where = "added to the backlog" if args.later else "queued"
+    print(f"{task.key} {where}: {task.title}")  # noqa: T201  # CLI output
     return 0
 
 

@@ -42,6 +42,10 @@ def test_repo_add_then_task_add_and_list(cli_env: Path, capsys: pytest.CaptureFi
     assert "repo web added" in capsys.readouterr().out
     assert main(["task", "add", "web", "Fix the <title>", "--priority", "1"]) == 0
     assert capsys.readouterr().out.strip() == "WEB-1 queued: Fix the <title>"
+    assert main(["task", "add", "web", "For tonight", "--later"]) == 0
+    assert capsys.readouterr().out.strip() == "WEB-2 added to the backlog: For tonight"
+    assert main(["task", "list", "--status", "pending"]) == 0
+    assert "WEB-2" in capsys.readouterr().out
     assert main(["task", "list"]) == 0
     assert "WEB-1" in capsys.readouterr().out
     assert main(["task", "show", "WEB-1"]) == 0

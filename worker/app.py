@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -23,14 +23,19 @@ from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job
 
 from storage.db import create_pool
-from worker import jobs, planning
+from worker import jobs, night, planning
 from worker.agents.registry import backend_factory
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.embedder import EmbedderSettings, make_embedder
 from worker.forges.base import RetryPolicy
 from worker.heartbeat import RunningCount, beat_forever, worker_id
-from worker.payloads import PlanExpiryPayload, PlanReminderPayload, RunTaskPayload
+from worker.payloads import (
+    NightTickPayload,
+    PlanExpiryPayload,
+    PlanReminderPayload,
+    RunTaskPayload,
+)
 from worker.repo_map import RepoMapper
 from worker.settings import ClaudeSettings, WorkerSettings
 from worker.workspace import Workspace
@@ -94,6 +99,13 @@ def register(queue_manager: QueueManager, deps: WorkerDeps, *, running: RunningC
     )
     async def plan_expiry(job: Job) -> None:
         await planning.expire(PlanExpiryPayload.model_validate_json(job.payload or b""), deps)
+
+    @queue_manager.entrypoint(NightTickPayload.ENTRYPOINT, concurrency_limit=1, on_failure="hold")
+    async def night_tick(job: Job) -> None:
+        payload = NightTickPayload.model_validate_json(job.payload or b"")
+        async with deps.pool.acquire() as conn:
+            await night.tick(conn, payload, concurrency=deps.settings.concurrency,
+                             now=datetime.now(UTC))  # fmt: skip
 
 
 @contextlib.asynccontextmanager

@@ -33,3 +33,12 @@ class PlanExpiryPayload(Payload):
     ENTRYPOINT = "plan_expiry"
     task_id: int
     round: int
+
+
+class NightTickPayload(Payload):
+    """Feed the queue from the backlog while night `night_id` is on; `tick` numbers the one
+    live tick of that night (a duplicate finds another number and does nothing)."""
+
+    ENTRYPOINT = "night_tick"
+    night_id: int
+    tick: int

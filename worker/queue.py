@@ -43,15 +43,16 @@ class JobQueue:
         return int(ids[0])
 
 
-async def submit_task(conn: Connection, new: NewTask) -> Task:
-    """Create a task and queue its job, atomically: a rollback removes both."""
+async def submit_task(conn: Connection, new: NewTask, *, later: bool = False) -> Task:
+    """Create a task and queue its job, atomically: a rollback removes both. With `later`,
+    the task stays `pending` in the backlog (a night cycle queues it; worker/night.py)."""
     async with conn.transaction():
         key = await RepoRepo(conn).next_task_key(new.repo_id)
         tasks = TaskRepo(conn)
         task = await tasks.create(key, new)
-        created = {"key": key, "title": new.title, "by": new.created_by}
+        created = {"key": key, "title": new.title, "by": new.created_by, "later": later}
         await TaskEventRepo(conn).add(task.id, EventKind.TASK_CREATED, created)
-        return await queue_task(conn, task)
+        return task if later else await queue_task(conn, task)
 
 
 async def queue_task(conn: Connection, task: Task) -> Task:

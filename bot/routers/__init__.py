@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.routers import budget, control, errors, new, plans, start, tasks
+from bot.routers import budget, control, errors, new, night, plans, start, tasks
 
 
 def all_routers() -> list[Router]:
-    return [m.make_router() for m in (errors, start, new, plans, budget, tasks, control)]
+    return [m.make_router() for m in (errors, start, new, plans, budget, tasks, control, night)]

@@ -342,7 +342,7 @@ async def test_a_chat_message_is_sent_as_written_once(
     bot: Bot, fake_tg: FakeTelegram, pool: Pool
 ) -> None:
     rows = NotificationRepo(pool)
-    html = "<b>Night summary</b>\nDone: 2 · Failed: 1\n<a href=\"https://x/y\">SHOP-1</a>"
+    html = '<b>Night summary</b>\nDone: 2 · Failed: 1\n<a href="https://x/y">SHOP-1</a>'
     assert await rows.add(ALICE, NoticeKind.MESSAGE, "night:1", payload={"html": html})
     assert await rows.add(ALICE, NoticeKind.MESSAGE, "night:1", payload={"html": html}) is None
     await _drain(Outbox(bot, pool, settings()), pool)
