@@ -81,6 +81,22 @@ _LATEST = """
      LIMIT $2
 """
 _BY_ID = "SELECT id, task_id, kind, payload, created_at FROM task_events WHERE id = $1"
+_TAIL = """
+    SELECT id, task_id, kind, payload, created_at
+      FROM task_events
+     WHERE task_id = $1
+     ORDER BY id DESC
+     LIMIT $2
+"""
+_COUNT = "SELECT count(*) FROM task_events WHERE task_id = $1"
+_LAST_OF = """
+    SELECT id, task_id, kind, payload, created_at
+      FROM task_events
+     WHERE task_id = $1 AND kind = ANY($2::text[])
+       AND ($3::text IS NULL OR payload->>'kind' = $3)
+     ORDER BY id DESC
+     LIMIT 1
+"""
 _FOR_TASK = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
@@ -120,6 +136,19 @@ class TaskEventRepo:
 
     async def by_id(self, event_id: int) -> TaskEvent | None:
         row = await self._db.fetchrow(_BY_ID, event_id)
+        return None if row is None else TaskEvent.from_record(row)
+
+    async def tail(self, task_id: int, limit: int) -> tuple[list[TaskEvent], int]:
+        """The task's last `limit` events, oldest first, and how many it has in all."""
+        rows = await self._db.fetch(_TAIL, task_id, limit)
+        total: int = await self._db.fetchval(_COUNT, task_id)
+        return [TaskEvent.from_record(r) for r in reversed(rows)], total
+
+    async def last_of(
+        self, task_id: int, kinds: list[EventKind], *, payload_kind: str | None = None
+    ) -> TaskEvent | None:
+        """The task's newest event of one of `kinds` (and payload "kind", if given)."""
+        row = await self._db.fetchrow(_LAST_OF, task_id, [k.value for k in kinds], payload_kind)
         return None if row is None else TaskEvent.from_record(row)
 
     async def for_task(self, task_id: int, *, after: int = 0) -> list[TaskEvent]:

@@ -15,8 +15,8 @@ from storage.db import create_pool
 from web import stream, views
 from web.auth import token_wall
 from web.format import environment
-from web.keys import env_key, hub_key, pool_key
-from web.live import EventHub
+from web.keys import env_key, hub_key, pool_key, render_key
+from web.live import EventHub, SharedRender
 from web.settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def create_app(dsn: str, settings: WebSettings | None = None) -> web.Application
         middlewares.append(token_wall(settings.token.get_secret_value()))
     app = web.Application(middlewares=middlewares)
     app[env_key] = environment(jinja2.PackageLoader("web", "templates"))
+    app[render_key] = SharedRender()
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(close_streams)
     app.router.add_get("/", views.dashboard)

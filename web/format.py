@@ -72,7 +72,8 @@ def filters() -> dict[str, Any]:
 
 def environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+                             trim_blocks=True, lstrip_blocks=True,
+                             auto_reload=False)  # templates ship with the package  # fmt: skip
     env.filters.update(filters())
     return env
 

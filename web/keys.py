@@ -6,8 +6,9 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from web.live import EventHub
+from web.live import EventHub, SharedRender
 
 pool_key = web.AppKey("pool", asyncpg.Pool)
 env_key = web.AppKey("templates", jinja2.Environment)
 hub_key = web.AppKey("hub", EventHub)
+render_key = web.AppKey("dashboard_render", SharedRender)

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -32,6 +33,7 @@ class Notice:
     event_id: int | None = None  # task_events: the row's id
     task_id: int | None = None
     kind: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it reached this process
 
 
 class Subscription:
@@ -125,3 +127,21 @@ class EventHub:
             self.publish(Notice(channel, int(data["id"]), int(data["task_id"]), str(data["kind"])))
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable task_events notice", extra={"payload": payload[:200]})
+
+
+class SharedRender:
+    """The dashboard body rendered once for every open dashboard: a stream asks for a render
+    made after the notice it got; one already made (or being made) since then is shared."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._html = ""
+        self._started = float("-inf")
+
+    async def since(self, moment: float, render: Callable[[], Awaitable[str]]) -> str:
+        async with self._lock:
+            if self._started < moment:
+                started = time.monotonic()
+                self._html = await render()
+                self._started = started
+            return self._html

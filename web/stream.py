@@ -21,8 +21,9 @@ from storage.task_events import TaskEventRepo
 from storage.task_status import TERMINAL
 from storage.tasks import TaskRepo
 from web import format as fmt
-from web.keys import env_key, hub_key, pool_key
-from web.live import Subscription
+from web import views
+from web.keys import env_key, hub_key, pool_key, render_key
+from web.live import Notice, Subscription
 
 KEEPALIVE = 15.0
 _HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -53,7 +54,7 @@ async def task_stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b": open\n\n")  # aiohttp sends the headers with the first write
 
-    async def send_new() -> None:
+    async def send_new(_notice: Notice | None = None) -> None:
         nonlocal after
         async with pool.acquire() as conn, conn.transaction(readonly=True):
             events = await TaskEventRepo(conn).for_task(task.id, after=after)
@@ -74,21 +75,25 @@ async def task_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def dashboard_stream(request: web.Request) -> web.StreamResponse:
-    """`changed` whenever any task or switch changes; the page fetches its new body."""
+    """The dashboard's new body (`dashboard`) whenever any task or switch changes."""
     response = web.StreamResponse(headers=_HEADERS)
     await response.prepare(request)
+    shared = request.app[render_key]
 
-    async def nudge() -> None:
-        await response.write(sse("changed", "1"))
+    async def push(notice: Notice) -> None:
+        body = await shared.since(notice.at, lambda: views.dashboard_body(request.app))
+        await response.write(sse("dashboard", body))
 
     async with request.app[hub_key].subscribe() as sub:
         await response.write(b": connected\n\n")
-        await _follow(response, sub, nudge)
+        await _follow(response, sub, push)
     return response
 
 
 async def _follow(
-    response: web.StreamResponse, sub: Subscription, on_notice: Callable[[], Awaitable[None]]
+    response: web.StreamResponse,
+    sub: Subscription,
+    on_notice: Callable[[Notice], Awaitable[None]],
 ) -> None:
     """Call `on_notice` for each notice until the client goes or the hub drops us."""
     try:
@@ -100,6 +105,6 @@ async def _follow(
                 continue
             if notice is None:
                 return
-            await on_notice()
+            await on_notice(notice)
     except (ConnectionResetError, ConnectionError):
         return  # the page was closed

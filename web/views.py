@@ -19,7 +19,7 @@ from storage.artifacts import ArtifactRepo
 from storage.errors import NotFound
 from storage.ideas import Idea, IdeaRepo
 from storage.repos import RepoRepo
-from storage.task_events import TaskEventRepo
+from storage.task_events import EventKind, TaskEventRepo
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.task_views import TaskViews
@@ -30,6 +30,8 @@ from web import format as fmt
 from web.keys import env_key, pool_key
 
 PAGE_SIZE = 50
+TIMELINE_LIMIT = 300  # newest events on a task page; the rest behind a link
+TIMELINE_ALL = 20_000
 HEARTBEAT_STALE_SECONDS = 120  # a worker not seen for this long counts as gone
 
 
@@ -56,6 +58,12 @@ async def dashboard_context(pool: asyncpg.Pool[asyncpg.Record]) -> dict[str, Any
             "paused": await WorkerStateRepo(conn).paused(),
             "workers": await WorkerRepo(conn).alive(HEARTBEAT_STALE_SECONDS),
         }
+
+
+async def dashboard_body(app: web.Application) -> str:
+    """The dashboard's live part (_dashboard.html), as the page and the stream show it."""
+    context = await dashboard_context(app[pool_key])
+    return app[env_key].get_template("_dashboard.html").render(now=datetime.now(UTC), **context)
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -95,19 +103,26 @@ async def tasks(request: web.Request) -> web.Response:
 
 async def task_detail(request: web.Request) -> web.Response:
     key = request.match_info["key"]
+    limit = TIMELINE_ALL if request.query.get("events") == "all" else TIMELINE_LIMIT
     async with request.app[pool_key].acquire() as conn, conn.transaction(readonly=True):
         try:
             task = await TaskRepo(conn).by_key(key)
         except NotFound:
             raise web.HTTPNotFound(text=f"no task {key[:40]}") from None
         repo = await RepoRepo(conn).by_id(task.repo_id)
-        events = await TaskEventRepo(conn).for_task(task.id)
+        events_repo = TaskEventRepo(conn)
+        events, total = await events_repo.tail(task.id, limit)
+        preflight = await events_repo.last_of(
+            task.id, [EventKind.PREFLIGHT_PASSED, EventKind.PREFLIGHT_FAILED],
+            payload_kind="preflight")  # fmt: skip
+        reality = await events_repo.last_of(task.id, [EventKind.REALITY_SIGNAL])
         runs = await TaskRunRepo(conn).for_task(task.id)
         artifacts = await ArtifactRepo(conn).for_task(task.id)
     return _render(
-        request, "task.html", task=task, repo=repo, events=events, runs=runs,
-        artifacts=artifacts, budget=fmt.budget(task, repo), preflight=fmt.preflight(events),
-        reality=fmt.reality(events), log_tail=fmt.log_tail(runs),
+        request, "task.html", task=task, repo=repo, events=events, hidden=total - len(events),
+        runs=runs, artifacts=artifacts, budget=fmt.budget(task, repo),
+        preflight=fmt.preflight([preflight] if preflight else []),
+        reality=fmt.reality([reality] if reality else []), log_tail=fmt.log_tail(runs),
         last_event=events[-1].id if events else 0,
     )  # fmt: skip
 

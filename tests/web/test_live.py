@@ -7,10 +7,12 @@ import asyncio
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from storage.task_events import EventKind, TaskEventRepo
-from tests.web.seed import Pool, World, seed
+from tests.web.seed import Pool, World, add_task, seed
+from web import views
 from web.app import create_app
 from web.keys import hub_key
 from web.live import APP_NAME
@@ -67,17 +69,34 @@ async def test_a_task_stream_catches_up_then_follows_new_events(
     response.close()
 
 
-async def test_the_dashboard_stream_nudges_on_any_change(
-    aiohttp_client: AiohttpClient, db_dsn: str, pool: Pool, world: World
-) -> None:
+async def test_dashboards_get_one_shared_render_per_change(
+    aiohttp_client: AiohttpClient, db_dsn: str, pool: Pool, world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     app = create_app(db_dsn)
     client = await aiohttp_client(app)
     await asyncio.wait_for(app[hub_key].connected.wait(), 5)
-    response = await client.get("/live")
-    await TaskEventRepo(pool).add(world.done.id, EventKind.MEMORY_WRITTEN, {})
-    [nudge] = await _messages(response, 1)
-    assert nudge == {"event": "changed", "data": "1"}
-    response.close()
+    renders = 0
+    original = views.dashboard_body
+
+    async def counted(application: web.Application) -> str:
+        nonlocal renders
+        renders += 1
+        return await original(application)
+
+    monkeypatch.setattr(views, "dashboard_body", counted)  # count the renders
+    streams = [await client.get("/live") for _ in range(5)]
+    await add_task(pool, world.api, "Seen by five dashboards")
+    for response in streams:  # each dashboard gets the body with the new task
+        while True:
+            [pushed] = await _messages(response, 1)
+            assert pushed["event"] == "dashboard"
+            assert pushed["data"].startswith('<div id="dashboard">')
+            if "Seen by five dashboards" in pushed["data"]:
+                break
+        response.close()
+    # three events (created, status, queued) seen by five dashboards: without sharing, 15
+    assert 1 <= renders <= 3
 
 
 async def test_the_listener_reconnects_and_pages_catch_up(

@@ -7,12 +7,14 @@ import re
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from storage.task_events import EventKind, TaskEventRepo
 from storage.worker_state import WorkerStateRepo
 from storage.workers import WorkerRepo
 from tests.web.seed import HOSTILE, MBOX, PATCH, Pool, World, add_task, seed
 from web.app import create_app
 from web.keys import pool_key
 from web.settings import WebSettings
+from web.views import TIMELINE_LIMIT
 
 
 @pytest.fixture
@@ -165,3 +167,20 @@ async def test_the_token_wall_guards_every_route(
     assert cookie["samesite"] == "Strict"
     download = await client.get(f"/tasks/{key}/files/combined.mbox")  # the cookie carries it
     assert download.status == 200
+
+
+async def test_a_long_timeline_shows_the_newest_events_and_links_to_all(
+    aiohttp_client: AiohttpClient, db_dsn: str, pool: Pool, world: World
+) -> None:
+    events = TaskEventRepo(pool)
+    before = len(await events.for_task(world.done.id))
+    for n in range(TIMELINE_LIMIT + 40 - before):
+        await events.add(world.done.id, EventKind.RETRY_SCHEDULED, {"attempt": n})
+    client = await aiohttp_client(create_app(db_dsn))
+    html = await (await client.get(f"/tasks/{world.done.key}")).text()
+    assert html.count("<li data-event=") == TIMELINE_LIMIT
+    assert "40 earlier event(s) not shown" in _text(html)
+    assert "81/100" in _text(html)  # the reality signal, long out of the shown events
+    assert "passed: 1 commit(s), 1 file(s)" in _text(html)
+    every = await (await client.get(f"/tasks/{world.done.key}?events=all")).text()
+    assert every.count("<li data-event=") == TIMELINE_LIMIT + 40
