@@ -84,11 +84,11 @@ _BY_ID = "SELECT id, task_id, kind, payload, created_at FROM task_events WHERE i
 _TAIL = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
-     WHERE task_id = $1
+     WHERE task_id = $1 AND ($3::bigint IS NULL OR id < $3)
      ORDER BY id DESC
      LIMIT $2
 """
-_COUNT = "SELECT count(*) FROM task_events WHERE task_id = $1"
+_COUNT_BEFORE = "SELECT count(*) FROM task_events WHERE task_id = $1 AND id < $2"
 _LAST_OF = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
@@ -138,11 +138,15 @@ class TaskEventRepo:
         row = await self._db.fetchrow(_BY_ID, event_id)
         return None if row is None else TaskEvent.from_record(row)
 
-    async def tail(self, task_id: int, limit: int) -> tuple[list[TaskEvent], int]:
-        """The task's last `limit` events, oldest first, and how many it has in all."""
-        rows = await self._db.fetch(_TAIL, task_id, limit)
-        total: int = await self._db.fetchval(_COUNT, task_id)
-        return [TaskEvent.from_record(r) for r in reversed(rows)], total
+    async def tail(
+        self, task_id: int, limit: int, *, before: int | None = None
+    ) -> tuple[list[TaskEvent], int]:
+        """The task's last `limit` events (before event id `before`, if given), oldest
+        first, and how many older ones there are."""
+        rows = await self._db.fetch(_TAIL, task_id, limit, before)
+        events = [TaskEvent.from_record(r) for r in reversed(rows)]
+        older: int = await self._db.fetchval(_COUNT_BEFORE, task_id, events[0].id) if events else 0
+        return events, older
 
     async def last_of(
         self, task_id: int, kinds: list[EventKind], *, payload_kind: str | None = None

@@ -30,8 +30,7 @@ from web import format as fmt
 from web.keys import env_key, pool_key
 
 PAGE_SIZE = 50
-TIMELINE_LIMIT = 300  # newest events on a task page; the rest behind a link
-TIMELINE_ALL = 20_000
+TIMELINE_LIMIT = 300  # events on a task page; older ones a page at a time, behind a link
 HEARTBEAT_STALE_SECONDS = 120  # a worker not seen for this long counts as gone
 
 
@@ -103,7 +102,7 @@ async def tasks(request: web.Request) -> web.Response:
 
 async def task_detail(request: web.Request) -> web.Response:
     key = request.match_info["key"]
-    limit = TIMELINE_ALL if request.query.get("events") == "all" else TIMELINE_LIMIT
+    before = _int(request.query.get("before"), 1, 2**62)  # an older page of the timeline
     async with request.app[pool_key].acquire() as conn, conn.transaction(readonly=True):
         try:
             task = await TaskRepo(conn).by_key(key)
@@ -111,7 +110,7 @@ async def task_detail(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text=f"no task {key[:40]}") from None
         repo = await RepoRepo(conn).by_id(task.repo_id)
         events_repo = TaskEventRepo(conn)
-        events, total = await events_repo.tail(task.id, limit)
+        events, hidden = await events_repo.tail(task.id, TIMELINE_LIMIT, before=before)
         preflight = await events_repo.last_of(
             task.id, [EventKind.PREFLIGHT_PASSED, EventKind.PREFLIGHT_FAILED],
             payload_kind="preflight")  # fmt: skip
@@ -119,7 +118,7 @@ async def task_detail(request: web.Request) -> web.Response:
         runs = await TaskRunRepo(conn).for_task(task.id)
         artifacts = await ArtifactRepo(conn).for_task(task.id)
     return _render(
-        request, "task.html", task=task, repo=repo, events=events, hidden=total - len(events),
+        request, "task.html", task=task, repo=repo, events=events, hidden=hidden, older=before,
         runs=runs, artifacts=artifacts, budget=fmt.budget(task, repo),
         preflight=fmt.preflight([preflight] if preflight else []),
         reality=fmt.reality([reality] if reality else []), log_tail=fmt.log_tail(runs),

@@ -179,8 +179,12 @@ async def test_a_long_timeline_shows_the_newest_events_and_links_to_all(
     client = await aiohttp_client(create_app(db_dsn))
     html = await (await client.get(f"/tasks/{world.done.key}")).text()
     assert html.count("<li data-event=") == TIMELINE_LIMIT
-    assert "40 earlier event(s) not shown" in _text(html)
+    assert "40 earlier event(s): show the 40 before these" in _text(html)
     assert "81/100" in _text(html)  # the reality signal, long out of the shown events
     assert "passed: 1 commit(s), 1 file(s)" in _text(html)
-    every = await (await client.get(f"/tasks/{world.done.key}?events=all")).text()
-    assert every.count("<li data-event=") == TIMELINE_LIMIT + 40
+    first_shown = int(re.findall(r'<li data-event="(\d+)"', html)[0])
+    older = await (await client.get(f"/tasks/{world.done.key}?before={first_shown}")).text()
+    assert older.count("<li data-event=") == 40
+    assert "task_created" in older
+    assert "Back to the newest" in _text(older)
+    assert "EventSource" not in older  # an older page is not live
