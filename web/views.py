@@ -18,6 +18,7 @@ from aiohttp import web
 from storage.artifacts import ArtifactRepo
 from storage.errors import NotFound
 from storage.ideas import Idea, IdeaRepo
+from storage.nights import NightRepo
 from storage.repos import RepoRepo
 from storage.task_events import EventKind, TaskEventRepo
 from storage.task_runs import TaskRunRepo
@@ -56,6 +57,7 @@ async def dashboard_context(pool: asyncpg.Pool[asyncpg.Record]) -> dict[str, Any
             "repos": await views.per_repo(since),
             "paused": await WorkerStateRepo(conn).paused(),
             "workers": await WorkerRepo(conn).alive(HEARTBEAT_STALE_SECONDS),
+            "night": await NightRepo(conn).current(),
         }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from storage.nights import NightRepo
 from storage.task_events import EventKind, TaskEventRepo
 from storage.worker_state import WorkerStateRepo
 from storage.workers import WorkerRepo
@@ -50,10 +52,14 @@ async def test_dashboard_shows_running_queue_in_worker_order_today_and_repos(
     assert re.search(r"shop 1 1 1 0 0 3", text)  # queued, running, done, failed, blocked, all
     assert "<script>alert" not in html
 
+    assert "Night cycle off." in text
     await WorkerStateRepo(pool).set_paused(True)
+    await NightRepo(pool).start(chat_id=None, thread_id=None, by="Alice (1)",
+                                ends_at=datetime(2030, 1, 1, 6, 30, tzinfo=UTC))  # fmt: skip
     partial = await (await client.get("/?partial=1")).text()
     assert partial.lstrip().startswith('<div id="dashboard">')
     assert "Paused" in partial
+    assert "Night cycle on until 2030-01-01 06:30:00 UTC, started by Alice (1)." in _text(partial)
 
 
 async def test_tasks_filter_search_and_page(
