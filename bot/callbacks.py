@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
 
 TaskVerb = Literal["cancel", "retry", "log", "patches", "refresh"]
 NewField = Literal["repo", "mode", "flow", "budget", "confirm"]
@@ -48,3 +49,38 @@ class BudgetAction(CallbackData, prefix="b"):
     task_id: int
     percent: int
     resume: bool
+
+
+IdeaVerb = Literal["ls", "show", "new", "mv", "mvto", "del", "rm"]
+IdeaMode = Literal["autonomous", "interactive"]
+IdeaFlow = Literal["patch", "pr", "direct"]
+RowId = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a bigint id; 0 is "none" (the root)
+
+
+class IdeaAction(CallbackData, prefix="i"):
+    """A button of the ideas tree: ls (open folder `idea_id`, page `page`), show (an idea's
+    card), new (ask for a folder's name), mv (pick where to move `idea_id`, showing folder
+    `arg`), mvto (move it into folder `arg`), del (ask to confirm), rm (delete)."""
+
+    action: IdeaVerb
+    idea_id: RowId
+    arg: RowId = 0
+    page: Annotated[int, Field(ge=0, le=9999)] = 0
+
+
+class IdeaConvert(CallbackData, prefix="ic"):
+    """Making an idea a task: `repo_id` 0 asks for the repository; `go` creates it."""
+
+    idea_id: RowId
+    repo_id: RowId = 0
+    mode: IdeaMode = "autonomous"
+    flow: IdeaFlow = "patch"
+    go: bool = False
+
+
+class ApplyAction(CallbackData, prefix="a"):
+    """Apply the forwarded patch series `series` (the first 12 hex digits of its sha256;
+    bot/routers/patches.py) to the repository `repo_id`."""
+
+    series: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
+    repo_id: Annotated[int, Field(ge=1, le=2**63 - 1)]

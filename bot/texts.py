@@ -32,6 +32,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("log", "The tail of a task's log: /log KEY"),
     ("repos", "Repositories tasks can run in"),
     ("budget", "A task's cost, time and turn limits: /budget KEY"),
+    ("idea", "Save an idea: /idea title, the body on the next lines"),
+    ("ideas", "Browse ideas and folders; make an idea a task"),
     ("status", "Running, queued, today's results and cost"),
     ("night", "Work through the backlog overnight: /night until 06:30, stop, status"),
     ("pause", "Stop taking new tasks (running ones finish)"),

@@ -20,7 +20,7 @@ import logging
 
 from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.repos import Repo
-from storage.task_events import EventKind
+from storage.task_events import EventKind, TaskEventRepo
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
@@ -78,8 +78,10 @@ async def keep_partial(
 
 
 async def check(journal: TaskJournal, repo: Repo, worktree: Worktree) -> Report:
-    """Run the preflight and record its verdict as an event."""
-    report = await preflight(worktree.path, worktree.base_commit, repo)
+    """Run the preflight and record its verdict as an event. A forwarded series applied as
+    it was (kind `apply`) keeps its authors: only its committer is checked."""
+    check_author = journal.task.kind != "apply"
+    report = await preflight(worktree.path, worktree.base_commit, repo, check_author=check_author)
     kind = EventKind.PREFLIGHT_PASSED if report.passed else EventKind.PREFLIGHT_FAILED
     await journal.event(kind, **report.payload())
     return report
@@ -127,8 +129,9 @@ async def _branch(
     title = f"{task.key}: {task.title}"
     forge = make_forge(target, retry=deps.forge_retry)
     try:
+        body = pr_body(task, runs, report, checked=await _checked(deps, task.id))
         published = await forge.publish(head=worktree.branch, base=repo.default_branch,
-                                         title=title, body=pr_body(task, runs, report))  # fmt: skip
+                                         title=title, body=body)  # fmt: skip
         if not published.created:  # the reviewers of the open PR hear that it changed
             await _comment(forge, published.pr.number, task.key, commits, report)
     except ForgeError as exc:
@@ -142,6 +145,11 @@ async def _branch(
                         created=published.created, head=pr.head, base=pr.base)  # fmt: skip
     verb = "opened" if published.created else "updated"
     return f"PR #{pr.number} {verb}: {pr.url}", commits
+
+
+async def _checked(deps: WorkerDeps, task_id: int) -> list[str]:
+    passed = await TaskEventRepo(deps.pool).last_of(task_id, [EventKind.VERIFY_PASSED])
+    return [str(step) for step in (passed.payload.get("steps") or [])] if passed else []
 
 
 async def _comment(forge: Forge, number: int, key: str, commits: int, report: Report) -> None:

@@ -1,7 +1,8 @@
 """The worker's job: take one task from queued through the agent attempts to its patches.
 
 An interactive task takes this path only once its plan is approved; before that, the job
-plans (worker/planning.py) and ends with the task awaiting approval.
+plans (worker/planning.py) and ends with the task awaiting approval. An `apply` task (a patch
+series sent to the bot) runs no agent: `git am` and the checks (worker/apply.py), then delivery.
 
 Three ways out besides the task's own end: its budget (worker/budget.py: what it made so far
 is kept on the branch and as patches, the task ends `blocked` until Extend & resume queues it
@@ -23,6 +24,7 @@ from storage.repos import Repo, RepoRepo
 from storage.task_events import EventKind
 from storage.task_status import ACTIVE, TERMINAL, TaskStatus
 from storage.tasks import Task, TaskRepo
+from worker.apply import apply_series
 from worker.backoff import wait_or_give_up
 from worker.budget import Budget, block
 from worker.context import gather, remember_outcome
@@ -86,15 +88,9 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
     await journal.event(EventKind.WORKSPACE_READY, branch=worktree.branch,
                         base_commit=worktree.base_commit, resumed=worktree.resumed)  # fmt: skip
     try:
-        context = await gather(journal, repo, worktree, deps)
-        if context.blocked is not None:  # below the repo's reality threshold: no agent run
-            await journal.move(TaskStatus.BLOCKED, reason=context.blocked)
+        work = await _work(journal, repo, worktree, deps, budget)
+        if work is None:
             return
-        if needs_plan(journal.task):
-            work = plan(journal, repo, worktree, deps, budget, context=context.prompt)
-        else:
-            work = _implement_and_deliver(journal, repo, worktree, deps, budget,
-                                          context=context.prompt)  # fmt: skip
         if not await _unless_cancelled(work, cancel):
             await _stop_cancelled(journal, repo, worktree, deps)
         else:
@@ -108,6 +104,22 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
         # A blocked task may be resumed: its agent's sessions live in that home.
         if journal.task.status in TERMINAL - {TaskStatus.BLOCKED}:
             shutil.rmtree(deps.agent_homes / task.key, ignore_errors=True)
+
+
+async def _work(
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
+) -> Coroutine[Any, Any, None] | None:
+    """What the task does in its worktree: apply a forwarded series, plan, or implement;
+    None when the reality signal blocked it first."""
+    if journal.task.kind == "apply":  # a forwarded patch series: no context, no agent
+        return _apply_and_deliver(journal, repo, worktree, deps)
+    context = await gather(journal, repo, worktree, deps)
+    if context.blocked is not None:  # below the repo's reality threshold: no agent run
+        await journal.move(TaskStatus.BLOCKED, reason=context.blocked)
+        return None
+    if needs_plan(journal.task):
+        return plan(journal, repo, worktree, deps, budget, context=context.prompt)
+    return _implement_and_deliver(journal, repo, worktree, deps, budget, context=context.prompt)
 
 
 async def _implement_and_deliver(
@@ -134,6 +146,18 @@ async def _implement_and_deliver(
         return
     await journal.move(TaskStatus.DELIVERING)
     await finish(journal, repo, worktree, deps)
+
+
+async def _apply_and_deliver(
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps
+) -> None:
+    """An `apply` task: `git am` of its series and the checks (worker/apply.py), then the
+    usual delivery."""
+    applied = await apply_series(journal, repo, worktree, deps)
+    if applied is None:  # failed: a patch did not apply, or a check failed
+        return
+    await journal.move(TaskStatus.DELIVERING)
+    await finish(journal, repo, applied, deps)
 
 
 async def _unless_cancelled(work: Coroutine[Any, Any, None], cancel: asyncio.Event) -> bool:

@@ -16,24 +16,29 @@ from worker.secrets import scan_text
 MAX_BODY = 60_000  # GitHub's limit is 65,536 characters
 
 
-def pr_body(task: Task, runs: list[TaskRun], report: Report) -> str:
+def pr_body(task: Task, runs: list[TaskRun], report: Report, *, checked: list[str] | None = None
+            ) -> str:  # fmt: skip
+    """`checked`: the steps the last verify_passed event names (an `apply` task has no agent
+    runs to read them from)."""
     lines = [f"**{task.key}**: {task.title}", ""]
     if task.description.strip():
         lines += [task.description.strip(), ""]
     if task.acceptance.strip():
         lines += ["**Acceptance**", "", task.acceptance.strip(), ""]
-    lines += _verification(task, runs)
+    lines += _verification(task, runs, checked)
     lines += _cost(task, runs)
     lines += _preflight(report)
     lines += ["", "<sub>Opened by DevServer. The patches are also in the task's chat.</sub>"]
     return _withhold_secrets("\n".join(lines))[:MAX_BODY]
 
 
-def _verification(task: Task, runs: list[TaskRun]) -> list[str]:
+def _verification(task: Task, runs: list[TaskRun], steps: list[str] | None) -> list[str]:
     lines = ["### Verification", ""]
     checked = [r for r in runs if r.phase == "attempt" and r.verify is not None]
     if task.skip_verify:
         return [*lines, "Skipped for this task.", ""]
+    if (not checked or checked[-1].verify is None) and steps:
+        return [*lines, f"Passed: {', '.join(steps)}.", ""]
     if not checked or checked[-1].verify is None:
         return [*lines, "This repository has no checks configured.", ""]
     report = checked[-1].verify

@@ -2,7 +2,8 @@
 
 It reads the task branch's commits after their base with the real `git`, and checks:
 
-- identity: every commit is authored and committed by the repo's configured identity;
+- identity: every commit is authored and committed by the repo's configured identity (a
+  forwarded series keeps its authors, `check_author=False`: committed by it; worker/apply.py);
 - forbidden files: `.env` and its variants, private keys, credential files, keystores
   (templates such as `.env.example` are allowed; their lines are scanned like any other);
 - size: no file over MAX_FILE_BYTES; binary: no binary file unless the repo allows them;
@@ -95,14 +96,17 @@ class Report:
         return f"preflight found {len(self.violations)} problem(s): {shown}{tail}"
 
 
-async def preflight(worktree: Path, base_commit: str, repo: Repo) -> Report:
-    """Check the commits base_commit..HEAD of `worktree` against the repo's rules."""
+async def preflight(
+    worktree: Path, base_commit: str, repo: Repo, *, check_author: bool = True
+) -> Report:
+    """Check the commits base_commit..HEAD of `worktree` against the repo's rules. Without
+    `check_author`, only the committer must be the repo's identity (the authors are kept)."""
     commits = await _identities(worktree, base_commit)
     expected = _identity(repo.git_author_name, repo.git_author_email)
     violations = [
-        Violation("identity", sha[:12], f"commit by {who}, not {expected}")
-        for sha, who in commits
-        if who != expected
+        Violation("identity", sha[:12], f"commit by {_who(author, committer)}, not {expected}")
+        for sha, author, committer in commits
+        if committer != expected or (check_author and author != expected)
     ]
     changes = await _changes(worktree, base_commit)
     present = [path for path, status in changes if status != "D"]
@@ -143,15 +147,18 @@ def _identity(name: str, email: str) -> str:
     return f"{name} <{email}>"
 
 
-async def _identities(worktree: Path, base_commit: str) -> list[tuple[str, str]]:
-    """(commit, "author" or "author / committer" when they differ) for base..HEAD."""
+def _who(author: str, committer: str) -> str:
+    return author if author == committer else f"{author} / {committer}"
+
+
+async def _identities(worktree: Path, base_commit: str) -> list[tuple[str, str, str]]:
+    """(commit, author, committer) for base..HEAD."""
     result = await run_git("log", "--format=%H%x00%an%x00%ae%x00%cn%x00%ce",
                            f"{base_commit}..HEAD", cwd=worktree)  # fmt: skip
     out = []
     for line in result.text.splitlines():
         sha, an, ae, cn, ce = line.split("\0")
-        author, committer = _identity(an, ae), _identity(cn, ce)
-        out.append((sha, author if author == committer else f"{author} / {committer}"))
+        out.append((sha, _identity(an, ae), _identity(cn, ce)))
     return out
 
 

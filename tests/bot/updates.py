@@ -74,18 +74,25 @@ def callback_update(
 
 
 def document_update(
-    filename: str, mime_type: str, *, user_id: int, file_size: int, chat_id: int | None = None,
-    caption: str | None = None, thread_id: int | None = None, update_id: int | None = None,
-    message_id: int | None = None,
+    file: str | JSON, mime_type: str = "application/octet-stream", *, user_id: int,
+    file_size: int = 0, chat_id: int | None = None, caption: str | None = None,
+    thread_id: int | None = None, update_id: int | None = None, message_id: int | None = None,
+    forwarded_from: JSON | None = None,
 ) -> JSON:  # fmt: skip
-    """A file the user sent; its file_id is made up, so downloading it needs more fakery."""
-    file_number = next(_ids)
+    """A file the user sent: `file` is a Document (from `FakeTelegram.add_file`, so the bot
+    can download it) or a file name, for a made-up Document that cannot be downloaded.
+    With `forwarded_from` (a User), the user forwarded it from that user's message."""
+    if isinstance(file, str):
+        file_number = next(_ids)
+        file = {"file_id": f"file-{file_number}", "file_unique_id": f"u{file_number}",
+                "file_name": file, "mime_type": mime_type, "file_size": file_size}  # fmt: skip
     raw = _message(user_id=user_id, chat_id=chat_id, thread_id=thread_id, message_id=message_id)
-    raw["document"] = {"file_id": f"file-{file_number}", "file_unique_id": f"u{file_number}",
-                       "file_name": filename, "mime_type": mime_type,
-                       "file_size": file_size}  # fmt: skip
+    raw["document"] = dict(file)
     if caption is not None:
         raw["caption"] = caption
+    if forwarded_from is not None:
+        raw["forward_origin"] = {"type": "user", "date": raw["date"] - 60,
+                                 "sender_user": forwarded_from}  # fmt: skip
     return {"update_id": update_id or next(_ids), "message": raw}
 
 

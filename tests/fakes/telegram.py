@@ -1,4 +1,5 @@
-"""A fake Telegram Bot API server: checks every call against the spec, keeps messages per chat.
+"""A fake Telegram Bot API server: checks every call against the spec, keeps messages per chat
+and files (tests/fakes/telegram_files.py: getFile, and downloads from /file/bot<token>/<path>).
 
 Calls that break the spec or one of Telegram's limits are answered as Telegram would (400, 404,
 413) and recorded in `FakeTelegram.violations`; the `fake_tg` fixture fails a test that leaves
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import mimetypes
 import re
 import time
 import zlib
@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.telegram_files import FileMethods, FileStore
 from tests.fakes.telegram_html import parse_html
 from tests.fakes.telegram_spec import Spec, load_spec
 
@@ -107,7 +108,7 @@ def _buttons(markup: Any) -> list[JSON]:
     return [b for row in rows if isinstance(row, list) for b in row if isinstance(b, dict)]
 
 
-class FakeTelegram:
+class FakeTelegram(FileMethods):
     def __init__(
         self, *, token: str = TEST_TOKEN, poll_cap: float = 1.0,
         max_upload_bytes: int = MAX_UPLOAD_BYTES, spec: Spec | None = None,
@@ -119,6 +120,7 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.updates: list[JSON] = []  # pushed, not yet confirmed by a getUpdates offset
+        self.files = FileStore()  # uploaded by users (add_file) or sent by the bot
         self._chats: dict[int | str, dict[int, JSON]] = defaultdict(dict)
         self._last_message_id: dict[int | str, int] = defaultdict(int)
         self._failures: dict[str, deque[TelegramError]] = defaultdict(deque)
@@ -132,6 +134,7 @@ class FakeTelegram:
         self._closing = False
         app = web.Application(client_max_size=self.max_upload_bytes + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -286,6 +289,9 @@ class FakeTelegram:
             if not re.fullmatch(r"[a-z0-9_]{1,32}", command["command"]):
                 raise _bad("BOT_COMMAND_INVALID")
 
+    def _error(self, status: int, description: str, *, violation: str | None = None) -> Exception:
+        return TelegramError(status, description, violation=violation)
+
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
@@ -352,13 +358,8 @@ class FakeTelegram:
         if "document" not in call.files:  # a file_id or URL
             file_id = call.params["document"]
             return self._send(call, {"document": {"file_id": file_id, "file_unique_id": file_id}})
-        filename, data = call.files["document"]
-        unique_id = f"{zlib.crc32(data):08x}"
-        mime_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        document = {"file_id": f"doc-{unique_id}", "file_unique_id": unique_id,
-                    "file_name": filename, "mime_type": mime_type,
-                    "file_size": len(data)}  # fmt: skip
-        return self._send(call, {"document": document})
+        filename, data = call.files["document"]  # kept: a forward of it can be downloaded
+        return self._send(call, {"document": self.files.add(data, filename).document()})
 
     async def _api_editMessageText(self, call: Call) -> JSON | bool:
         if (message := self._message(call, "edit")) is None:
