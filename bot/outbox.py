@@ -30,7 +30,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile
 
-from bot import actions, keyboards, plan_texts, texts
+from bot import actions, keyboards, plan_texts, report_texts, texts
 from bot.deps import Pool
 from bot.mbox import mbox_stats
 from bot.replies import not_modified_is_fine, send_html
@@ -38,6 +38,7 @@ from bot.settings import BotSettings
 from storage.artifacts import ArtifactRepo
 from storage.errors import NotFound
 from storage.notifications import NoticeKind, Notification, NotificationRepo
+from storage.reports import DailyReport
 from storage.task_events import CHANNEL, EventKind, TaskEventRepo
 from storage.tasks import Task, TaskRepo
 
@@ -155,7 +156,7 @@ class Outbox:
 
     async def _send(self, row: Notification) -> bool:
         """Deliver one row; False when there was nothing to send."""
-        if row.kind == NoticeKind.MESSAGE or row.task_id is None:
+        if row.kind in (NoticeKind.MESSAGE, NoticeKind.REPORT) or row.task_id is None:
             return await self._message(row)  # written whole by its producer (summaries)
         if row.kind == NoticeKind.CARD:
             await self._card(row, row.task_id)
@@ -173,6 +174,8 @@ class Outbox:
     async def _message(self, row: Notification) -> bool:
         """A chat-level message; a row of another kind without a task has nothing to say."""
         html = str(row.payload.get("html") or "") if row.kind == NoticeKind.MESSAGE else ""
+        if row.kind == NoticeKind.REPORT:  # the daily report, rendered from its figures
+            html = _report(row)
         if html:
             await send_html(self._bot, row.chat_id, row.thread_id, html, filename="report.txt")
         return bool(html)
@@ -273,6 +276,14 @@ class Outbox:
         document = BufferedInputFile(content, name)
         await self._bot.send_document(row.chat_id, document, caption=caption, parse_mode=HTML,
                                       message_thread_id=row.thread_id)  # fmt: skip
+
+
+def _report(row: Notification) -> str:
+    try:
+        return report_texts.daily_report(DailyReport.from_payload(row.payload))
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        log.warning("report notification unreadable", extra={"notification_id": row.id})
+        return ""
 
 
 @contextlib.asynccontextmanager

@@ -24,6 +24,7 @@ class NoticeKind(StrEnum):
     MBOX = "mbox"  # the task's combined.mbox as a document
     PATCH = "patch"  # one patch of a series too big to send whole
     MESSAGE = "message"  # a chat-level message, not about one task: payload {"html": ...}
+    REPORT = "report"  # the daily report: payload storage/reports.py DailyReport.to_payload()
 
 
 # Which task events a person hears about, and how. Every other event is only on the page.
@@ -99,6 +100,27 @@ _MOVE_CHAT = """
 _PENDING_COUNT = """
     SELECT count(*) FROM notifications WHERE sent_at IS NULL AND given_up_at IS NULL
 """
+# Rows the outbox gave up on after a long Telegram outage (its retries of a 5xx or network
+# error ran out) are due again. Attempts stay as they are, so a failure gives up at once:
+# one more try per call, and only for rows created since $1.
+_REVIVE = """
+    UPDATE notifications
+       SET given_up_at = NULL, next_attempt_at = now()
+     WHERE given_up_at IS NOT NULL AND sent_at IS NULL
+       AND created_at >= $1
+       AND split_part(last_error, ':', 1) = ANY($2::text[])
+    RETURNING id
+"""
+_DELETE_SETTLED = """
+    WITH deleted AS (
+        DELETE FROM notifications
+         WHERE sent_at < $1 OR given_up_at < $1
+        RETURNING id
+    )
+    SELECT count(*) FROM deleted
+"""
+# What the outbox records on giving up (type(exc).__name__) after errors that pass.
+TRANSIENT_ERRORS = ("TelegramServerError", "RestartingTelegram", "TelegramNetworkError")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +187,13 @@ class NotificationRepo:
 
     async def pending_count(self) -> int:
         return int(await self._db.fetchval(_PENDING_COUNT))
+
+    async def revive(self, created_since: datetime) -> list[int]:
+        """Make rows given up for a passing reason (Telegram 5xx, network) due again, once;
+        only rows created since `created_since`. Their ids."""
+        rows = await self._db.fetch(_REVIVE, created_since, list(TRANSIENT_ERRORS))
+        return [int(r["id"]) for r in rows]
+
+    async def delete_settled(self, before: datetime) -> int:
+        """Delete rows sent or given up before `before`; how many."""
+        return int(await self._db.fetchval(_DELETE_SETTLED, before))

@@ -23,7 +23,7 @@ from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job
 
 from storage.db import create_pool
-from worker import jobs, night, planning
+from worker import jobs, night, planning, schedules
 from worker.agents.registry import backend_factory
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
@@ -114,7 +114,8 @@ async def create_worker(
     memory: EmbedderSettings | None = None, forge_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[QueueManager]:  # fmt: skip
     """Pool, the control listener, the heartbeat (this process's row in `workers`, deleted
-    on the way out), and the queue manager (on its own LISTEN connection).
+    on the way out), the queue manager (on its own LISTEN connection), and next to it the
+    housekeeping schedules (worker/schedules.py).
 
     `forge_env`: where forge tokens are read (default: this process's environment)."""
     memory = memory or EmbedderSettings()
@@ -146,7 +147,8 @@ async def create_worker(
             )
             queue_manager = PausableQueueManager(Queries(AsyncpgDriver(conn)), control=control)
             register(queue_manager, deps, running=running)
-            yield queue_manager
+            async with schedules.running(deps, repo_maps=home / "repo-maps"):
+                yield queue_manager
         finally:
             await conn.close()
     finally:

@@ -47,6 +47,18 @@ class WorkerSettings(BaseSettings):
     # delays doubling from 1 s), and how long one request may take.
     forge_tries: int = Field(default=4, ge=1, le=10)
     forge_timeout_seconds: float = Field(default=30, gt=0)
+    # Housekeeping (worker/schedules.py). Mirrors, worktrees and repo-map caches may use this
+    # much disk; over it, the least recently used repo-map caches and mirrors of inactive
+    # repos are deleted first (0: no budget). Task branches of finished tasks whose work is
+    # delivered are pruned from the mirrors after this many days.
+    disk_budget_mb: int = Field(default=5000, ge=0)
+    branch_retention_days: int = Field(default=14, ge=1)
+    # The daily report of the last 24 h (done, failed, blocked, cost, top failures) goes out
+    # at this UTC hour (-1: none), to each chat that had tasks then, or only to this chat.
+    daily_report_hour: int = Field(default=8, ge=-1, le=23)
+    report_chat_id: int | None = None
+    # Delivered (or given up) notifications are deleted after this many days.
+    notification_retention_days: int = Field(default=14, ge=1)
 
 
 class ClaudeSettings(BaseSettings):
