@@ -116,7 +116,7 @@ async def _branch(
     if flow == "patch":
         return f"{commits} commit(s) ready as patches", commits
     credentials = git_credentials(repo, deps.forge_env)
-    await _push(journal, worktree, worktree.branch, credentials)
+    await _push(journal, worktree, deps, branch=worktree.branch, credentials=credentials)
     try:
         target = target_of(repo, deps.forge_env)
     except MissingToken as exc:
@@ -188,7 +188,8 @@ async def _direct(
             await _blocked(journal, report)
             return None
         try:
-            await _push(journal, worktree, repo.default_branch, credentials)
+            await _push(journal, worktree, deps, branch=repo.default_branch,
+                        credentials=credentials)  # fmt: skip
         except PushRejected:
             log.info("direct push lost a race; going round again",
                      extra={"task_key": journal.task.key})  # fmt: skip
@@ -201,23 +202,22 @@ async def _direct(
 
 
 async def _push(
-    journal: TaskJournal, worktree: Worktree, branch: str, credentials: dict[str, str]
-) -> None:
+    journal: TaskJournal, worktree: Worktree, deps: WorkerDeps, *, branch: str,
+    credentials: dict[str, str],
+) -> None:  # fmt: skip
+    """Push HEAD to `branch` (PushRejected passes through: the caller may go round again)."""
     try:
         await push(worktree.path, f"refs/heads/{branch}", credentials=credentials)
-    except PushRejected:
-        raise
     except GitError as exc:
-        raise DeliveryFailed(f"could not push {branch}: {_push_hint(exc)}") from exc
-    head = await run_git("rev-parse", "--verify", "HEAD", cwd=worktree.path)
-    await journal.event(EventKind.BRANCH_PUSHED, branch=branch, commit=head.text)
+        raise DeliveryFailed(f"could not push {branch}: {_push_hint(exc, branch)}") from exc
+    head = await deps.workspace.head(worktree)
+    await journal.event(EventKind.BRANCH_PUSHED, branch=branch, commit=head)
 
 
-def _push_hint(exc: GitError) -> str:
+def _push_hint(exc: GitError, branch: str) -> str:
     if "checked out" in exc.stderr or "denyCurrentBranch" in exc.stderr:
-        return (f"the repository has {exc.stderr.split('refs/heads/')[-1].split()[0]} checked "
-                "out, and git refuses pushes to a checked-out branch; push to a bare "
-                "repository, or use the patch flow")  # fmt: skip
+        return (f"the repository has {branch} checked out, and git refuses pushes to a "
+                "checked-out branch; push to a bare repository, or use the patch flow")  # fmt: skip
     return exc.stderr or str(exc)
 
 

@@ -109,11 +109,11 @@ async def _worktrees(
                 _removed(result, size, "leftover worktree removed", path)
                 result.worktrees.append(path.name)
             continue
-        async with workspace._mirror_lock(mirror):  # a job creating it waits on this lock
+        async with workspace.mirror_lock(mirror):  # a job creating it waits on this lock
             if not await _still_leftover(tasks, path.name, ended_before):
                 continue
             size = await asyncio.to_thread(disk_usage, [path])
-            await workspace._remove_stale(mirror, path, f"{BRANCH_PREFIX}{path.name}")
+            await workspace.remove_stale(mirror, path, f"{BRANCH_PREFIX}{path.name}")
         _removed(result, size, "leftover worktree removed", path)
         result.worktrees.append(path.name)
 
@@ -173,7 +173,7 @@ async def _drop_partial_mirrors(workspace: Workspace, result: Collected) -> None
     """`<repo>.git.partial`: a mirror whose creation crashed (made under the mirror's lock,
     so holding it, nothing is making one now)."""
     for partial in await asyncio.to_thread(_mirrors, workspace, "*.git.partial"):
-        async with workspace._mirror_lock(partial.with_suffix("")):  # <repo>.git's lock
+        async with workspace.mirror_lock(partial.with_suffix("")):  # <repo>.git's lock
             size = await _remove_tree(partial)
         _removed(result, size, "half-made mirror removed", partial)
 
@@ -184,7 +184,7 @@ async def _delete_mirror(
     """Delete a mirror of a repo that is gone, or inactive with no open task; not while a
     worktree uses it. Rechecked under its lock. True when deleted."""
     name = mirror.name.removesuffix(".git")
-    async with workspace._mirror_lock(mirror):
+    async with workspace.mirror_lock(mirror):
         repo = next((r for r in await tasks.repo_states() if r.name == name), None)
         if repo is not None and (repo.active or repo.busy):
             return False
@@ -210,7 +210,7 @@ async def _prune_branches(
         if not _may_prune(states.get(key), ended_before):
             continue
         branch = f"{BRANCH_PREFIX}{key}"
-        async with workspace._mirror_lock(mirror):
+        async with workspace.mirror_lock(mirror):
             state = (await tasks.task_states([key])).get(key)
             if not _may_prune(state, ended_before) or not await _delivered(state, mirror, repo):
                 continue
@@ -242,7 +242,7 @@ async def _delivered(state: TaskState | None, mirror: Path, repo: RepoState) -> 
 
 async def _git_gc(workspace: Workspace, mirror: Path) -> None:
     """`git gc --auto` (usually nothing to do), in the foreground so the lock covers it."""
-    async with workspace._mirror_lock(mirror):
+    async with workspace.mirror_lock(mirror):
         done = await run_git("-c", "gc.autoDetach=false", "gc", "--auto", "--quiet", cwd=mirror,
                              check=False, time_limit=GIT_GC_SECONDS)  # fmt: skip
     if done.returncode != 0:

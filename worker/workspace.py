@@ -103,7 +103,7 @@ class Workspace:
         `credentials`: environment for git's http auth (worker/forges), never in argv."""
         mirror = self.mirror_path(repo_name)
         source = _normalise_source(source)
-        async with self._mirror_lock(mirror):
+        async with self.mirror_lock(mirror):
             if mirror.exists():
                 await self._fetch(mirror, source, credentials)
             else:
@@ -151,8 +151,8 @@ class Workspace:
         _validate_branch_name(default_branch)
         branch = f"{BRANCH_PREFIX}{task_key}"
         upstream = f"refs/remotes/origin/{default_branch}"
-        async with self._mirror_lock(mirror):
-            await self._remove_stale(mirror, path, branch)
+        async with self.mirror_lock(mirror):
+            await self.remove_stale(mirror, path, branch)
             upstream_commit = await _resolve_commit(mirror, upstream)
             if upstream_commit is None:
                 raise GitError(("git", "rev-parse", upstream), 1, f"{upstream} not found")
@@ -219,8 +219,8 @@ class Workspace:
 
     async def remove_worktree(self, worktree: Worktree) -> None:
         """Delete the worktree directory and its registration; the branch stays."""
-        async with self._mirror_lock(worktree.mirror):
-            await self._remove_stale(worktree.mirror, worktree.path, worktree.branch)
+        async with self.mirror_lock(worktree.mirror):
+            await self.remove_stale(worktree.mirror, worktree.path, worktree.branch)
         log.info("worktree removed", extra={"branch": worktree.branch})
 
     async def _create_mirror(
@@ -250,7 +250,7 @@ class Workspace:
             cwd=mirror, env=credentials, time_limit=self._network_timeout,
         )  # fmt: skip
 
-    async def _remove_stale(self, mirror: Path, path: Path, branch: str) -> None:
+    async def remove_stale(self, mirror: Path, path: Path, branch: str) -> None:
         """Remove any worktree at `path` or holding `branch`. Idempotent."""
         listing = await run_git("worktree", "list", "--porcelain", cwd=mirror)
         stale = {path}
@@ -272,7 +272,7 @@ class Workspace:
         await run_git("worktree", "prune", cwd=mirror)
 
     @contextlib.asynccontextmanager
-    async def _mirror_lock(self, mirror: Path) -> AsyncIterator[None]:
+    async def mirror_lock(self, mirror: Path) -> AsyncIterator[None]:
         """Serialise work on one mirror: within this process, then across processes."""
         lock = self._locks.setdefault(mirror, asyncio.Lock())
         async with lock:
