@@ -50,6 +50,8 @@ _EVENT_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "preflight_failed": lambda p: ("outside the plan: " + ", ".join(p.get("files") or []))
         if p.get("kind") == "scope" else f"preflight failed: {p.get('count', 0)} problem(s)",
     "branch_pushed": lambda p: f"pushed {p.get('branch', '?')} at {str(p.get('commit', ''))[:12]}",
+    "task_recovered": lambda p: f"queued again ({p.get('recovery', '?')} of "
+        f"{p.get('of', '?')}): {p.get('reason', 'its job was lost')}",
     "pr_opened": lambda p: f"PR #{p.get('number', '?')} "
         f"{'opened' if p.get('created') else 'updated'}: {p.get('url', '')}",
 }  # fmt: skip

@@ -51,11 +51,23 @@ def task_card(task: Task) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[row for row in (first, second) if row])
 
 
-def task_page(tasks: Sequence[Task], status: str, *, has_more: bool) -> InlineKeyboardMarkup:
-    rows = [
+LIST_BUTTONS = 40  # task buttons under one message (Telegram allows 100 buttons)
+
+
+def _open_rows(tasks: Sequence[Task]) -> list[list[Button]]:
+    return [
         [Button(text=f"{t.key} · {t.title[:40]}", callback_data=TaskOpen(task_id=t.id).pack())]
         for t in tasks
     ]
+
+
+def task_list(tasks: Sequence[Task]) -> InlineKeyboardMarkup | None:
+    """A button per task opening its card; None for no tasks."""
+    return InlineKeyboardMarkup(inline_keyboard=_open_rows(tasks)) if tasks else None
+
+
+def task_page(tasks: Sequence[Task], status: str, *, has_more: bool) -> InlineKeyboardMarkup:
+    rows = _open_rows(tasks)
     if has_more and tasks:
         more = TaskPage(status=status, before=tasks[-1].id).pack()
         rows.append([Button(text="Older →", callback_data=more)])

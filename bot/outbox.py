@@ -30,13 +30,14 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile
 
-from bot import actions, keyboards, plan_texts, report_texts, texts
+from bot import actions, keyboards, night_texts, plan_texts, report_texts, texts
 from bot.deps import Pool
 from bot.mbox import mbox_stats
 from bot.replies import not_modified_is_fine, send_html
 from bot.settings import BotSettings
 from storage.artifacts import ArtifactRepo
 from storage.errors import NotFound
+from storage.nights import NightRepo
 from storage.notifications import NoticeKind, Notification, NotificationRepo
 from storage.reports import DailyReport
 from storage.task_events import CHANNEL, EventKind, TaskEventRepo
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 HTML = ParseMode.HTML
 DOCUMENT_LIMIT = 50 * 1000 * 1000  # Telegram's 50 MB for bots, with a margin
 MAX_ATTEMPTS = 30  # 5xx/network retries before a row is given up (hours of back-off)
+_CHAT_LEVEL = (NoticeKind.MESSAGE, NoticeKind.REPORT, NoticeKind.NIGHT)  # about no one task
 IDLE_POLL_SECONDS = 2.0  # also look without a NOTIFY, in case the listener dropped one
 
 
@@ -156,7 +158,7 @@ class Outbox:
 
     async def _send(self, row: Notification) -> bool:
         """Deliver one row; False when there was nothing to send."""
-        if row.kind in (NoticeKind.MESSAGE, NoticeKind.REPORT) or row.task_id is None:
+        if row.kind in _CHAT_LEVEL or row.task_id is None:
             return await self._message(row)  # written whole by its producer (summaries)
         if row.kind == NoticeKind.CARD:
             await self._card(row, row.task_id)
@@ -173,12 +175,28 @@ class Outbox:
 
     async def _message(self, row: Notification) -> bool:
         """A chat-level message; a row of another kind without a task has nothing to say."""
+        if row.kind == NoticeKind.NIGHT:
+            return await self._night(row)
         html = str(row.payload.get("html") or "") if row.kind == NoticeKind.MESSAGE else ""
         if row.kind == NoticeKind.REPORT:  # the daily report, rendered from its figures
             html = _report(row)
         if html:
             await send_html(self._bot, row.chat_id, row.thread_id, html, filename="report.txt")
         return bool(html)
+
+    async def _night(self, row: Notification) -> bool:
+        """A night's summary, rendered now from what its tasks came to, with a button per task."""
+        nights = NightRepo(self._pool)
+        night = await nights.by_id(int(row.payload["night_id"]))
+        if night is None:
+            return False
+        fed = night_texts.summary_order(await nights.fed(night.id))
+        zone = night_texts.timezone(self._settings.timezone)
+        text = night_texts.summary(night, fed, zone, self._settings.status_page_url)
+        markup = keyboards.task_list([item.task for item in fed[: keyboards.LIST_BUTTONS]])
+        await send_html(self._bot, row.chat_id, row.thread_id, text, reply_markup=markup,
+                        filename="night.txt")  # fmt: skip
+        return True
 
     async def _card(self, row: Notification, task_id: int) -> None:
         """Edit the task's card (silently) to show it as it is now; this settles every

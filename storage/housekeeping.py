@@ -21,8 +21,6 @@ from storage.db import Executor
 from storage.task_status import TaskStatus
 from storage.tasks import Task
 
-RECOVER_ACTION = "recover"  # operator_action events written by the recovery (worker/recovery.py)
-
 # Tasks in one of the statuses $1, untouched since $2, that no job will run: no queued or
 # picked run_task row names them. (The CASE keeps the JSON cast off other entrypoints' rows.)
 _ORPHANS = """
@@ -68,8 +66,7 @@ _RECOVERIES = """
     SELECT count(*)
       FROM task_events e
      WHERE e.task_id = $1
-       AND e.kind = 'operator_action'
-       AND e.payload ->> 'action' = 'recover'
+       AND e.kind = 'task_recovered'
        AND e.id > coalesce((SELECT max(f.id)
                               FROM task_events f
                              WHERE f.task_id = $1

@@ -25,6 +25,7 @@ class NoticeKind(StrEnum):
     PATCH = "patch"  # one patch of a series too big to send whole
     MESSAGE = "message"  # a chat-level message, not about one task: payload {"html": ...}
     REPORT = "report"  # the daily report: payload storage/reports.py DailyReport.to_payload()
+    NIGHT = "night"  # a night's summary, rendered by the bot when sent: payload {"night_id": N}
 
 
 # Which task events a person hears about, and how. Every other event is only on the page.
@@ -57,6 +58,7 @@ FOR_EVENT: dict[str, tuple[NoticeKind, ...]] = {
     "task_failed": _LOUD,
     "task_blocked": (*_LOUD, NoticeKind.MBOX),  # stopped by its budget or scope: work so far
     "task_cancelled": (*_LOUD, NoticeKind.MBOX),
+    "task_recovered": _CARD,
 }
 
 _ADD = """

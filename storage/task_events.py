@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     TASK_FAILED = "task_failed"
     TASK_BLOCKED = "task_blocked"
     TASK_CANCELLED = "task_cancelled"
+    TASK_RECOVERED = "task_recovered"  # its job was lost (worker crashed): queued again
     OPERATOR_ACTION = "operator_action"  # who pressed what (button or command), and when
 
 

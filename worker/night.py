@@ -11,16 +11,13 @@ crash) does nothing, so there is one chain, and nothing is fed twice or skipped.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from storage.db import Connection
-from storage.nights import Fed, Night, NightRepo
+from storage.nights import Night, NightRepo
 from storage.notifications import NoticeKind, NotificationRepo
-from storage.task_status import TaskStatus
 from storage.tasks import Task
 from worker.payloads import NightTickPayload
 from worker.queue import JobQueue, Priority, queue_task
@@ -80,40 +77,9 @@ async def finish(conn: Connection, night: Night, now: datetime, reason: str) -> 
     stopped = await nights.stop(night.id, now, reason)
     if stopped is None:
         return False
-    if stopped.chat_id is not None:
-        text = summary(stopped, await nights.fed(night.id))
-        await NotificationRepo(conn).add(stopped.chat_id, NoticeKind.MESSAGE,
+    if stopped.chat_id is not None:  # the bot renders it when it sends it (bot/night_texts.py)
+        await NotificationRepo(conn).add(stopped.chat_id, NoticeKind.NIGHT,
                                          f"night:{night.id}", thread_id=stopped.thread_id,
-                                         payload={"html": text})  # fmt: skip
+                                         payload={"night_id": night.id})  # fmt: skip
     log.info("night over", extra={"night_id": night.id, "reason": reason})
     return True
-
-
-def summary(night: Night, fed: list[Fed]) -> str:
-    """The morning summary: done, failed, blocked, still going, cost; one line per task."""
-    by: dict[str, list[Fed]] = {}
-    for item in fed:
-        by.setdefault(item.task.status.value, []).append(item)
-    cost = sum((item.cost for item in fed), Decimal(0))
-    counts = " · ".join(f"{status.replace('_', ' ')} {len(items)}"
-                        for status, items in sorted(by.items()))  # fmt: skip
-    end = night.stopped_at or night.ends_at
-    span = f"{night.started_at:%H:%M} to {end:%H:%M} UTC"
-    lines = [f"🌅 <b>Night summary</b> ({span}, {html.escape(night.stop_reason or '')})",
-             f"{len(fed)} task(s) run: {counts or 'none'} · cost ${cost:.2f}"]  # fmt: skip
-    for item in sorted(fed, key=_order):
-        retry = " (retried)" if item.reason == "retry" else ""
-        title = html.escape(item.task.title[:80])
-        lines.append(f"• <b>{html.escape(item.task.key)}</b> {title} — "
-                     f"{item.task.status.value}{retry}")  # fmt: skip
-    if fed:
-        lines.append("Open one with /task KEY.")
-    return "\n".join(lines)
-
-
-_ORDER = (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.BLOCKED)
-
-
-def _order(item: Fed) -> tuple[int, int]:
-    status = item.task.status
-    return (_ORDER.index(status) if status in _ORDER else len(_ORDER), item.task.id)

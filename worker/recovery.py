@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from storage.housekeeping import RECOVER_ACTION, HousekeepingRepo
+from storage.housekeeping import HousekeepingRepo
 from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_status import ACTIVE, TaskStatus
 from storage.tasks import Task
@@ -113,13 +113,12 @@ async def _recover_one(pool: Pool, orphan: Task, result: Recovery) -> None:
             result.failed.append(task.key)
             log.warning("lost task failed", extra=extra)
         else:
-            action = {
-                "action": RECOVER_ACTION, "via": "housekeeping", "user_id": None,
-                "name": "housekeeping", "recovery": recovered + 1, "of": MAX_RECOVERIES,
+            recovery = {
+                "recovery": recovered + 1, "of": MAX_RECOVERIES,
                 "reason": f"{_lost(task.status)} while it was {task.status.value}",
             }  # fmt: skip
             events = TaskEventRepo(conn)
-            await events.add(task.id, EventKind.OPERATOR_ACTION, action)
+            await events.add(task.id, EventKind.TASK_RECOVERED, recovery)
             if task.status is TaskStatus.QUEUED:  # only its job is missing
                 priority = Priority.for_task(task.priority)
                 job_id = await JobQueue(conn).enqueue(RunTaskPayload(task_id=task.id),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiogram import Router
 from aiogram.enums import ParseMode
@@ -17,6 +16,7 @@ from aiogram.types import Message
 
 from bot import night_texts
 from bot.deps import BotDeps, Operator
+from bot.night_texts import timezone
 from storage.errors import Conflict
 from storage.nights import NightRepo
 from worker import night
@@ -24,16 +24,6 @@ from worker import night
 HTML = ParseMode.HTML
 DEFAULT_END = (7, 0)  # a night without "until" ends at 07:00
 _TIME = re.compile(r"^(?:until\s+)?([01]?\d|2[0-3])[:.h]([0-5]\d)$", re.IGNORECASE)
-
-
-def timezone(name: str | None) -> tzinfo:
-    """The configured zone, or the server's local one."""
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return datetime.now().astimezone().tzinfo or UTC
 
 
 def end_time(text: str, now: datetime, zone: tzinfo) -> datetime | None:

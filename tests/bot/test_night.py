@@ -3,19 +3,22 @@ the summary arriving through the outbox."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 
 from bot.app import build_dispatcher
 from bot.deps import BotDeps
+from bot.night_texts import timezone
 from bot.outbox import Outbox
-from bot.routers.night import end_time, timezone
+from bot.routers.night import end_time
 from storage.nights import NightRepo
-from tests.bot.updates import as_update, message_update
-from tests.bot.world import ALICE, MALLORY, Pool, add_repo, make_deps, settings
+from storage.task_status import TaskStatus
+from tests.bot.updates import as_update, callback_update, message_update
+from tests.bot.world import ALICE, MALLORY, Pool, add_repo, add_task, make_deps, settings
 from tests.fakes.telegram import FakeTelegram
+from worker import night
 
 
 async def _say(bot: Bot, deps: BotDeps, text: str, user: int = ALICE) -> None:
@@ -65,3 +68,35 @@ async def test_night_commands_and_the_summary(bot: Bot, fake_tg: FakeTelegram, p
     assert "stopped by" in summary["text"]
     await _say(bot, deps, "/night stop")
     assert "No night is on" in fake_tg.last("sendMessage").params["text"]
+
+
+async def test_the_summary_links_each_task_and_its_button_opens_the_card(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+) -> None:
+    repo = await add_repo(pool)
+    done = await add_task(pool, repo, "Add a health endpoint", status=TaskStatus.DONE)
+    failed = await add_task(pool, repo, "Fix <the> login", status=TaskStatus.FAILED)
+    nights = NightRepo(pool)
+    started = await nights.start(chat_id=ALICE, thread_id=None, by="Alice",
+                                 ends_at=datetime.now(UTC) + timedelta(hours=8))  # fmt: skip
+    for task in (failed, done):
+        await nights.feed(started.id, task.id, "backlog")
+    async with pool.acquire() as conn, conn.transaction():
+        assert await night.finish(conn, started, datetime.now(UTC), "stopped by Alice")
+
+    box = Outbox(bot, pool, settings(status_page_url="https://ds.example/", timezone="UTC"))
+    while await box.deliver_due() == 0:  # the tasks' own cards and alerts go first
+        pass
+    [summary] = [c.params for c in fake_tg.sent("sendMessage") if "Night" in c.params["text"]]
+    text = summary["text"]
+    assert f'<a href="https://ds.example/tasks/{done.key}">{done.key}</a>' in text
+    assert "Fix &lt;the&gt; login — failed" in text
+    assert text.index(done.key) < text.index(failed.key)  # done first
+    assert "2 task(s) run: done 1 · failed 1" in text
+    buttons = [row[0] for row in summary["reply_markup"]["inline_keyboard"]]
+    assert [b["text"].split(" · ")[0] for b in buttons] == [done.key, failed.key]
+
+    message = fake_tg.add_message(ALICE, text)
+    press = callback_update(buttons[1]["callback_data"], user_id=ALICE, message=message)
+    await build_dispatcher(make_deps(pool)).feed_update(bot, as_update(press, bot))
+    assert failed.key in fake_tg.last("sendMessage").params["text"]

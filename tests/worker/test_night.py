@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import night_texts
 from storage.db import create_pool
 from storage.errors import Conflict
 from storage.nights import Night, NightRepo
@@ -152,11 +153,12 @@ async def test_a_restart_mid_night_runs_nothing_twice_and_the_night_ends_on_time
     assert sorted(f.task.key for f in fed) == sorted(t.key for t in backlog)
     [summary] = await pool.fetch("SELECT chat_id, kind, payload::text FROM notifications "
                                  "WHERE dedupe_key = $1", f"night:{started.id}")  # fmt: skip
-    assert (summary["chat_id"], summary["kind"]) == (CHAT, NoticeKind.MESSAGE.value)
-    text = json.loads(summary["payload"])["html"]
+    assert (summary["chat_id"], summary["kind"]) == (CHAT, NoticeKind.NIGHT.value)
+    assert json.loads(summary["payload"]) == {"night_id": started.id}
+    text = night_texts.summary(ended, fed, UTC, "https://ds.example/")
     assert "<b>Night summary</b>" in text
     assert "5 task(s) run: done 5" in text
-    assert all(t.key in text for t in backlog)
+    assert all(f'<a href="https://ds.example/tasks/{t.key}">{t.key}</a>' in text for t in backlog)
     await _tick(pool, clock + timedelta(minutes=1))  # a tick after the end: nothing
     assert await pool.fetchval("SELECT count(*) FROM notifications WHERE dedupe_key LIKE "
                                "'night:%'") == 1  # fmt: skip
@@ -173,13 +175,16 @@ async def test_one_night_at_a_time_and_stop_sums_it_up_once(pool: Pool, tmp_path
     async with pool.acquire() as conn, conn.transaction():
         assert not await night.finish(conn, started, START + timedelta(hours=2), "again")
     assert await NightRepo(pool).current() is None
-    summary = json.loads(
+    payload = json.loads(
         await pool.fetchval(
             "SELECT payload FROM notifications WHERE dedupe_key = $1", f"night:{started.id}"
         )
     )
-    assert "stopped by Alice" in summary["html"]
-    assert "0 task(s) run: none" in summary["html"]
+    ended = await NightRepo(pool).by_id(payload["night_id"])
+    assert ended is not None
+    text = night_texts.summary(ended, [], UTC, None)
+    assert "stopped by Alice" in text
+    assert "0 task(s) run: none" in text
 
 
 async def test_the_real_worker_runs_a_short_night_to_its_end(

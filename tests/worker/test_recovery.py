@@ -16,7 +16,6 @@ from pgqueuer.models import Job
 from pgqueuer.ports.repository import EntrypointExecutionParameter
 from pgqueuer.types import JOB_STATUS, QueueEntrypoint, QueueManagerId
 
-from storage.housekeeping import RECOVER_ACTION
 from storage.repos import NewRepo, RepoRepo
 from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_status import TaskStatus
@@ -82,8 +81,7 @@ async def _jobs(pool: Pool, task: Task) -> list[str]:
 
 async def _recover_events(pool: Pool, task: Task) -> list[int]:
     events = await TaskEventRepo(pool).for_task(task.id)
-    actions = [e.payload for e in events if e.kind is EventKind.OPERATOR_ACTION]
-    return [p["recovery"] for p in actions if p["action"] == RECOVER_ACTION]
+    return [e.payload["recovery"] for e in events if e.kind is EventKind.TASK_RECOVERED]
 
 
 async def test_a_task_whose_worker_died_is_requeued_twice_then_failed(pool: Pool) -> None:
@@ -198,5 +196,5 @@ async def test_a_queued_task_whose_job_is_lost_gets_a_new_one_and_the_backlog_wa
     assert (await TaskRepo(pool).by_id(queued.id)).status is TaskStatus.QUEUED
     assert await _jobs(pool, queued) == ["queued"]
     kinds = [e.kind for e in await TaskEventRepo(pool).for_task(queued.id)]
-    assert kinds[-2:] == [EventKind.OPERATOR_ACTION, EventKind.TASK_QUEUED]
+    assert kinds[-2:] == [EventKind.TASK_RECOVERED, EventKind.TASK_QUEUED]
     assert (await TaskRepo(pool).by_id(pending.id)).status is TaskStatus.PENDING  # no job due
