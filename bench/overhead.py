@@ -1,0 +1,360 @@
+"""Orchestration overhead: enqueue -> done for a task that costs nothing but the pipeline,
+side by side with its physical floor, on repositories of 100, 10,000 and 50,000 files.
+
+The task's agent changes one file at once (`sh -c 'echo ... > bench_change.txt'`) and its
+repository has no build, test or lint command, so what is left is orchestration: the queue,
+the mirror fetch, the worktree, the repo map, memory recall, the prompt, the preflight, the
+commit, the patches, the events and the database. The floor is what a person would run by
+hand for the same result, in a mirror of their own:
+
+    git fetch (the mirror) ; git worktree add -b BRANCH PATH origin/main ; the same agent ;
+    git add -A ; git commit ; git format-patch --stdout base..HEAD
+
+The pipeline runs in a real `python -m devserver worker` process (WORKER_CONCURRENCY=1);
+this process submits one task at a time (submit_task, as /new and the CLI do) and stops the
+clock when the task_done NOTIFY arrives. Pipeline and floor runs alternate, so load on the
+machine hits both alike. The first task of each repository (mirror clone, cold repo map) is
+reported apart. Then `--explain` tasks run with GIT_TRACE2_EVENT set, to say where the
+pipeline's time goes: the git commands it runs (each one's wall time from git itself), the
+agent, and the rest (Python and PostgreSQL), phase by phase from the task's events.
+
+    .venv/bin/python bench/overhead.py [--sizes 100,10000,50000] [--tasks 10] [--explain 3]
+                                       [--dsn DSN]
+
+Uses --dsn (a server: a scratch database is created there and dropped at the end), else
+DATABASE_URL, else the embedded PostgreSQL under $TMPDIR. Goal: pipeline <= 1.5x the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from storage.db import admin_execute, create_pool, with_db
+from storage.embedded import start_embedded
+from storage.migrate import apply_all
+from storage.repos import NewRepo, RepoRepo
+from storage.task_events import CHANNEL
+from storage.tasks import NewTask
+from worker.queue import submit_task
+
+AGENT = ("sh", "-c", 'echo "changed by the bench" > bench_change.txt')
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}  # fmt: skip
+FILES_PER_DIR = 100
+DONE_KINDS = {"task_done", "task_failed", "task_blocked", "task_cancelled"}
+
+
+# --- the repositories -----------------------------------------------------------------------
+
+
+def make_upstream(path: Path, files: int) -> None:
+    """A repository of `files` small Python files, 100 to a directory, in one commit."""
+    path.mkdir(parents=True)
+    for number in range(files):
+        folder = path / f"pkg{number // FILES_PER_DIR:04d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"mod{number % FILES_PER_DIR:03d}.py").write_text(
+            f'"""Module {number}."""\n\n\n'
+            f"def function_{number}(value):\n    return value + {number}\n"
+        )
+    env = {**os.environ, **IDENTITY}
+    for argv in (("init", "--quiet", "-b", "main"), ("add", "-A"),
+                 ("commit", "--quiet", "-m", f"{files} files")):  # fmt: skip
+        subprocess.run(("git", *argv), cwd=path, env=env, check=True)
+
+
+def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(("git", *args), cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True)  # fmt: skip
+    return done.stdout
+
+
+class Floor:
+    """The same result by hand: a bare mirror of its own (made once, untimed, as the worker's
+    first task makes its mirror), then fetch, worktree, agent, add, commit, format-patch."""
+
+    def __init__(self, upstream: Path, scratch: Path) -> None:
+        self.mirror = scratch / "floor-mirror.git"
+        self.trees = scratch / "floor-trees"
+        self.trees.mkdir(parents=True)
+        git("init", "--bare", "--quiet", str(self.mirror), cwd=scratch)
+        git("remote", "add", "origin", str(upstream), cwd=self.mirror)
+        git("config", "--replace-all", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*",
+            cwd=self.mirror)  # fmt: skip
+        git("fetch", "--quiet", "origin", cwd=self.mirror)
+        self.count = 0
+
+    def run(self, env: dict[str, str] | None = None) -> float:
+        self.count += 1
+        tree = self.trees / f"floor-{self.count}"
+        started = time.perf_counter()
+        git("fetch", "--prune", "--tags", "--force", "--quiet", "origin", cwd=self.mirror, env=env)
+        git("worktree", "add", "--quiet", "-b", f"floor/{self.count}", str(tree),
+            "refs/remotes/origin/main", cwd=self.mirror, env=env)  # fmt: skip
+        subprocess.run(AGENT, cwd=tree, check=True)
+        git("add", "-A", cwd=tree, env=env)
+        git("commit", "--quiet", "-m", f"Floor task {self.count}", cwd=tree,
+            env={**(env or os.environ), **IDENTITY})  # fmt: skip
+        mbox = git("format-patch", "--stdout", "refs/remotes/origin/main..HEAD", cwd=tree, env=env)
+        elapsed = time.perf_counter() - started
+        assert "bench_change.txt" in mbox  # the floor made the same change
+        return elapsed
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+@dataclass
+class Waiter:
+    """Futures per task id, resolved by the task_events NOTIFY of the task's end."""
+
+    ends: dict[int, asyncio.Future[str]] = field(default_factory=dict)
+
+    def on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        event = json.loads(str(payload))
+        future = self.ends.get(int(event["task_id"]))
+        if future is not None and not future.done() and event["kind"] in DONE_KINDS:
+            future.set_result(event["kind"])
+
+
+@asynccontextmanager
+async def worker_process(
+    dsn: str, home: Path, trace: Path | None, *, concurrency: int = 1
+) -> AsyncIterator[None]:
+    env = {**os.environ, "DATABASE_URL": dsn, "DEVSERVER_HOME": str(home),
+           "WORKER_CONCURRENCY": str(concurrency), "DEVSERVER_LOG_LEVEL": "WARNING"}  # fmt: skip
+    if trace is not None:
+        env["GIT_TRACE2_EVENT"] = str(trace)
+    proc = subprocess.Popen([sys.executable, "-m", "devserver", "worker"], env=env, cwd=ROOT)  # noqa: ASYNC220
+    try:
+        await asyncio.sleep(3)  # connect, migrate check, LISTEN
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 60)
+
+
+async def run_task(
+    pool: asyncpg.Pool, waiter: Waiter, repo_id: int, title: str
+) -> tuple[int, float]:
+    loop = asyncio.get_running_loop()
+    async with pool.acquire() as conn:
+        started = time.perf_counter()
+        async with conn.transaction():
+            task = await submit_task(
+                conn, NewTask(repo_id=repo_id, title=title, created_by="bench")
+            )
+        future = waiter.ends[task.id] = loop.create_future()
+        # The end may have come before the future existed: look once.
+        status = await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task.id)
+        if status in ("done", "failed", "blocked", "cancelled") and not future.done():
+            future.set_result(f"task_{status}")
+    kind = await asyncio.wait_for(future, 600)
+    elapsed = time.perf_counter() - started
+    if kind != "task_done":
+        raise SystemExit(f"task {task.key} ended {kind}")
+    return task.id, elapsed
+
+
+# --- where the time goes --------------------------------------------------------------------
+
+
+def git_seconds(trace: Path) -> dict[str, float]:
+    """Wall seconds of each top-level git command in a trace2 event file, by subcommand."""
+    totals: dict[str, float] = defaultdict(float)
+    names: dict[str, str] = {}
+    if not trace.exists():
+        return {}
+    for line in trace.read_text().splitlines():
+        event = json.loads(line)
+        sid = event.get("sid", "")
+        if "/" in sid:
+            continue  # a child git of a git command: inside its parent's time
+        if event.get("event") == "start":
+            names[sid] = _subcommand(event.get("argv", [])[1:])
+        elif event.get("event") == "exit":
+            totals[names.get(sid, "?")] += float(event.get("t_abs", 0.0))
+    return dict(totals)
+
+
+def _subcommand(argv: list[str]) -> str:
+    """`worktree` of `git -c user.name=X -C dir worktree add ...`."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-c", "-C"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return "?"
+
+
+PHASES = (  # (label, event kind that ends the phase); each phase starts where the last ended
+    ("queue pickup -> preparing", "status_changed"),
+    ("workspace (fetch, worktree)", "workspace_ready"),
+    ("repo map, memory, prompt", "agent_started"),
+    ("agent", "agent_finished"),
+    ("verify (no commands)", "verify_passed"),
+    ("commit, preflight, patches", "patches_generated"),
+    ("done", "task_done"),
+)
+
+
+async def phases(pool: asyncpg.Pool, task_id: int) -> dict[str, float]:
+    """Seconds per phase from the task's events (each stamped with its transaction's start)."""
+    created = await pool.fetchval("SELECT created_at FROM tasks WHERE id = $1", task_id)
+    rows = await pool.fetch("SELECT kind, created_at FROM task_events WHERE task_id = $1 "
+                            "ORDER BY id", task_id)  # fmt: skip
+    out: dict[str, float] = {}
+    last = created
+    for label, kind in PHASES:
+        at = next((r["created_at"] for r in rows if r["kind"] == kind
+                   and r["created_at"] >= last), None)  # fmt: skip
+        if at is None:
+            continue
+        out[label] = (at - last).total_seconds()
+        last = at
+    return out
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def bench_size(
+    dsn: str, scratch: Path, files: int, tasks: int, explain: int
+) -> dict[str, object]:
+    upstream = scratch / f"upstream-{files}"
+    started = time.perf_counter()
+    make_upstream(upstream, files)
+    made = time.perf_counter() - started
+    pool = await create_pool(dsn, max_size=3)
+    listener = await asyncpg.connect(dsn)
+    waiter = Waiter()
+    await listener.add_listener(CHANNEL, waiter.on_notify)
+    result: dict[str, object] = {"files": files, "made_s": made}
+    try:
+        repo = await RepoRepo(pool).add(NewRepo(
+            name=f"ovh{files}", source=str(upstream), default_branch="main",
+            agent_backend="command", agent_command=shlex.join(AGENT) + " {prompt}",
+        ))  # fmt: skip
+        floor = Floor(upstream, scratch / f"floor-{files}")
+        home = scratch / f"home-{files}"
+        async with worker_process(dsn, home, None):
+            _, first = await run_task(pool, waiter, repo.id, "First task: clone and cold map")
+            pipeline, floors = [], []
+            for number in range(tasks):
+                pipeline.append((await run_task(pool, waiter, repo.id, f"Task {number}"))[1])
+                floors.append(floor.run())
+        trace = scratch / f"trace-{files}.json"
+        floor_trace = scratch / f"floor-trace-{files}.json"
+        explained: list[dict[str, float]] = []
+        async with worker_process(dsn, home, trace):
+            explained_walls = []
+            for number in range(explain):
+                task_id, wall = await run_task(pool, waiter, repo.id, f"Explained {number}")
+                explained.append(await phases(pool, task_id))
+                explained_walls.append(wall)
+        for _ in range(explain):
+            floor.run({**os.environ, "GIT_TRACE2_EVENT": str(floor_trace)})
+        result.update(first_s=first, pipeline=pipeline, floor=floors,
+                      explained_wall=explained_walls, phases=explained,
+                      git=git_seconds(trace), floor_git=git_seconds(floor_trace))  # fmt: skip
+    finally:
+        await listener.close()
+        await pool.close()
+    return result
+
+
+def report(results: list[dict[str, object]], tasks: int, explain: int) -> None:
+    print(f"\n# {time.strftime('%Y-%m-%d %H:%M')} · {platform.node()} · {os.cpu_count()} cores · "
+          f"Python {platform.python_version()} · {git('--version', cwd=ROOT).strip()}")  # fmt: skip
+    print(f"\n{tasks} tasks per size, pipeline and floor alternating; seconds.\n")
+    print("| files | first task | pipeline p50 | p95 | floor p50 | p95 | ratio p50 | goal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        pipe, floor = r["pipeline"], r["floor"]
+        assert isinstance(pipe, list)
+        assert isinstance(floor, list)
+        ratio = statistics.median(pipe) / statistics.median(floor)
+        print(f"| {r['files']:,} | {r['first_s']:.2f} | {statistics.median(pipe):.3f} | "
+              f"{pct(pipe, 0.95):.3f} | {statistics.median(floor):.3f} | {pct(floor, 0.95):.3f} "
+              f"| {ratio:.2f}x | <= 1.5x |")  # fmt: skip
+    if not explain:
+        return
+    print(f"\nWhere the pipeline's time goes ({explain} traced tasks per size; medians, s):\n")
+    for r in results:
+        phase_rows = r["phases"]
+        assert isinstance(phase_rows, list)
+        labels = [label for label, _ in PHASES]
+        cells = [statistics.median([p.get(label, 0.0) for p in phase_rows]) for label in labels]
+        print(f"- {r['files']:,} files: " + "; ".join(
+            f"{label} {cell:.3f}" for label, cell in zip(labels, cells, strict=True)))  # fmt: skip
+        for name, key in (("pipeline", "git"), ("floor", "floor_git")):
+            spent = r[key]
+            assert isinstance(spent, dict)
+            total = sum(spent.values()) / explain
+            top = sorted(spent.items(), key=lambda kv: -kv[1])[:8]
+            print(f"  - git in the {name}: {total:.3f} s per task: " + ", ".join(
+                f"{n} {s / explain:.3f}" for n, s in top))  # fmt: skip
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,10000,50000")
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--explain", type=int, default=3)
+    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    base = args.dsn or start_embedded(
+        Path(tempfile.gettempdir()) / f"devserver-bench-pg-{os.getuid()}"
+    )
+    name = f"bench_overhead_{uuid.uuid4().hex[:8]}"
+    await admin_execute(base, f'CREATE DATABASE "{name}"')
+    dsn = with_db(base, name)
+    scratch = Path(tempfile.mkdtemp(prefix="devserver-overhead-"))
+    results = []
+    try:
+        await apply_all(dsn)
+        for files in (int(s) for s in args.sizes.split(",")):
+            print(f"== {files:,} files", flush=True)
+            results.append(await bench_size(dsn, scratch, files, args.tasks, args.explain))
+    finally:
+        await admin_execute(base, f'DROP DATABASE "{name}" WITH (FORCE)')
+        shutil.rmtree(scratch, ignore_errors=True)
+    report(results, args.tasks, args.explain)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
