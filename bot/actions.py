@@ -183,6 +183,8 @@ def _parse_limit(field: str, value: str) -> Decimal | int:
             parse_duration(value) if field == "wall_seconds" else parse_turns(value))  # fmt: skip
     except ValueError as exc:
         raise UserError(f"{texts.esc(exc)}\n{texts.BUDGET_USAGE}") from None
+    except ArithmeticError:  # "NaN": Decimal reads it, then refuses to compare it
+        raise UserError(f"Not a number: {texts.esc(value[:40])}\n{texts.BUDGET_USAGE}") from None
 
 
 async def set_paused(pool: Pool, paused: bool, op: Operator) -> None:

@@ -14,6 +14,7 @@ from bot import texts
 from bot.deps import BotDeps
 from bot.dialogs import PgDialogStorage
 from bot.middlewares.auth import AllowlistMiddleware
+from bot.middlewares.nul import NulMiddleware
 from bot.outbox import Outbox
 from bot.routers import all_routers
 from bot.settings import BotSettings
@@ -32,6 +33,7 @@ def build_dispatcher(deps: BotDeps) -> Dispatcher:
     dp = Dispatcher(storage=PgDialogStorage(deps.pool), deps=deps)
     allowlist = AllowlistMiddleware(deps.settings.allowed_users, deps.settings.allowed_chats)
     dp.update.outer_middleware(allowlist)
+    dp.update.outer_middleware(NulMiddleware())  # after the allow-list: strangers get nothing
     dp.include_routers(*all_routers())
     return dp
 

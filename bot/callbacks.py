@@ -1,4 +1,7 @@
-"""Every CallbackData factory. Short prefixes: packed data must fit Telegram's 64 bytes."""
+"""Every CallbackData factory. Short prefixes: packed data must fit Telegram's 64 bytes.
+
+Ids are bounded to what the database's columns hold: data from a forged button with an id
+past bigint then fails to parse (the button is not ours) instead of failing in the query."""
 
 from __future__ import annotations
 
@@ -10,22 +13,24 @@ from pydantic import Field
 TaskVerb = Literal["cancel", "retry", "log", "patches", "refresh"]
 NewField = Literal["repo", "mode", "flow", "budget", "confirm"]
 PlanDecision = Literal["approve", "revise", "reject"]
+RowId = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a bigint id; 0 is "none" (the root)
+Round = Annotated[int, Field(ge=0, le=2**31 - 1)]  # tasks.plan_round is an integer
 
 
 class TaskAction(CallbackData, prefix="t"):
     action: TaskVerb
-    task_id: int
+    task_id: RowId
 
 
 class TaskPage(CallbackData, prefix="tp"):
     """A page of /tasks: `status` "" means all; `before` 0 means the newest."""
 
     status: str
-    before: int
+    before: RowId
 
 
 class TaskOpen(CallbackData, prefix="to"):
-    task_id: int
+    task_id: RowId
 
 
 class NewStep(CallbackData, prefix="n"):
@@ -39,14 +44,14 @@ class PlanAction(CallbackData, prefix="p"):
     """A decision on one round of a task's plan; a stale round changes nothing."""
 
     action: PlanDecision
-    task_id: int
-    round: int
+    task_id: RowId
+    round: Round
 
 
 class BudgetAction(CallbackData, prefix="b"):
     """Raise every limit the task has by `percent`; with `resume`, queue it again too."""
 
-    task_id: int
+    task_id: RowId
     percent: int
     resume: bool
 
@@ -54,7 +59,6 @@ class BudgetAction(CallbackData, prefix="b"):
 IdeaVerb = Literal["ls", "show", "new", "mv", "mvto", "del", "rm"]
 IdeaMode = Literal["autonomous", "interactive"]
 IdeaFlow = Literal["patch", "pr", "direct"]
-RowId = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a bigint id; 0 is "none" (the root)
 
 
 class IdeaAction(CallbackData, prefix="i"):

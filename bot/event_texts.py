@@ -28,6 +28,8 @@ _EVENT_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "agent_started": lambda p: f"{_run_name(p)} started ({p.get('backend', '?')})",
     "agent_finished": lambda p: f"{_run_name(p)} " + (
         "finished" if p.get("ok") else f"ended with {p.get('error_kind') or 'an error'}"),
+    "agent_fallback": lambda p: f"{_agent(p, 'from')} refused ({p.get('reason', '?')}): "
+        f"attempt {p.get('attempt', '?')} runs on {_agent(p, 'to')}",
     "plan_pending": lambda p: f"plan round {p.get('round', '?')} waits for your decision",
     "verify_started": lambda p: "checking: " + (", ".join(p.get("steps") or []) or "no steps"),
     "verify_passed": lambda p: "checks passed" + (" (skipped)" if p.get("skipped") else ""),
@@ -63,6 +65,12 @@ def describe_event(event: TaskEvent | None) -> str:
         return "no events yet"
     line = _EVENT_LINES.get(event.kind.value)
     return clip(line(event.payload) if line else event.kind.value.replace("_", " "), 300)
+
+
+def _agent(p: dict[str, Any], side: str) -> str:
+    """'codex' or 'codex (gpt-5)': a fallback's side, `from` or `to`."""
+    model = p.get(f"{side}_model")
+    return f"{p.get(f'{side}_backend', '?')}" + (f" ({model})" if model else "")
 
 
 def _run_name(p: dict[str, Any]) -> str:

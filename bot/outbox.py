@@ -5,6 +5,10 @@ undelivered row goes first; a row that must wait (429 `retry_after`, a 5xx back-
 chat's pacing) holds back the rows behind it, so a chat never sees them out of order.
 A row is marked sent right after Telegram accepted it; one that can never be delivered
 (bot blocked, chat gone, a message Telegram refuses) is given up with the reason logged.
+Any other failure of one row (a malformed payload, an answer we did not expect) is retried
+with back-off and counted like a 5xx, so it neither stops the round for other chats nor
+comes back every few seconds forever. A refused bot token (401) is no row's fault: the
+whole outbox pauses, loudly, and its rows keep their attempts.
 """
 
 from __future__ import annotations
@@ -18,38 +22,33 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot
-from aiogram.enums import ParseMode
 from aiogram.exceptions import (
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
+    TelegramUnauthorizedError,
 )
-from aiogram.types import BufferedInputFile
 
-from bot import actions, keyboards, night_texts, plan_texts, report_texts, texts
 from bot.deps import Pool
-from bot.mbox import mbox_stats
-from bot.replies import not_modified_is_fine, send_html
+from bot.notices import Notices
 from bot.settings import BotSettings
-from storage.artifacts import ArtifactRepo
 from storage.errors import NotFound
-from storage.nights import NightRepo
-from storage.notifications import NoticeKind, Notification, NotificationRepo
-from storage.reports import DailyReport
-from storage.task_events import CHANNEL, EventKind, TaskEventRepo
-from storage.tasks import Task, TaskRepo
+from storage.notifications import Notification, NotificationRepo
+from storage.outage import through_outage
+from storage.task_events import CHANNEL
 
 log = logging.getLogger(__name__)
 
-HTML = ParseMode.HTML
-DOCUMENT_LIMIT = 50 * 1000 * 1000  # Telegram's 50 MB for bots, with a margin
 MAX_ATTEMPTS = 30  # 5xx/network retries before a row is given up (hours of back-off)
-_CHAT_LEVEL = (NoticeKind.MESSAGE, NoticeKind.REPORT, NoticeKind.NIGHT)  # about no one task
 IDLE_POLL_SECONDS = 2.0  # also look without a NOTIFY, in case the listener dropped one
+LISTEN_RETRY_SECONDS = 1.0  # between attempts to LISTEN again after the connection was lost
+UNAUTHORIZED_PAUSE = 60.0  # a refused bot token pauses the outbox: 1 min, doubling ...
+UNAUTHORIZED_PAUSE_MAX = 900.0  # ... up to 15 min (Telegram has answered 401 in outages)
 
 
 def backoff(attempts: int) -> float:
@@ -76,12 +75,19 @@ class Pacer:
 
 
 class Outbox:
-    def __init__(self, bot: Bot, pool: Pool, settings: BotSettings) -> None:
+    def __init__(
+        self, bot: Bot, pool: Pool, settings: BotSettings, *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self._bot = bot
         self._pool = pool
         self._settings = settings
-        self._pacer = Pacer(settings)
+        self._clock = clock
+        self._pacer = Pacer(settings, clock)
         self._rows = NotificationRepo(pool)
+        self._notices = Notices(bot, pool, settings)
+        self._paused_until = 0.0  # the bot token was refused: nothing is sent before this
+        self._refusals = 0  # 401s in a row, for the pause's back-off
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop`; wake on every task event NOTIFY."""
@@ -109,6 +115,8 @@ class Outbox:
 
     async def deliver_due(self) -> float:
         """Send each chat's oldest row if it is due; return seconds until the next is due."""
+        if (paused := self._paused_until - self._clock()) > 0:
+            return paused
         now = datetime.now(UTC)
         pause = IDLE_POLL_SECONDS
         for row in await self._rows.heads():
@@ -117,12 +125,14 @@ class Outbox:
                 pause = min(pause, wait)
                 continue
             await self._deliver(row)
+            if (paused := self._paused_until - self._clock()) > 0:
+                return paused  # the token was refused: every other chat would fail alike
             pause = 0.0  # the chat may have more: look again at once (pacing spaces them)
         return pause
 
     async def _deliver(self, row: Notification) -> None:
         try:
-            sent = await self._send(row)
+            sent = await self._notices.send(row)
         except TelegramRetryAfter as exc:
             log.warning(
                 "telegram asked to wait",
@@ -131,191 +141,101 @@ class Outbox:
             await self._rows.defer(row, timedelta(seconds=exc.retry_after), "429 Too Many Requests")
         except TelegramMigrateToChat as exc:
             await self._rows.move_chat(row.chat_id, exc.migrate_to_chat_id)
-        except (TelegramServerError, TelegramNetworkError) as exc:
-            if row.attempts + 1 >= MAX_ATTEMPTS:
-                await self._give_up(row, exc)
-            else:
-                log.warning(
-                    "telegram unavailable; will retry",
-                    extra={"chat_id": row.chat_id, "error": str(exc)},
-                )
-                await self._rows.defer(row, timedelta(seconds=backoff(row.attempts)), str(exc))
+        except TelegramUnauthorizedError as exc:
+            self._pause_all(exc)
         except (TelegramForbiddenError, TelegramNotFound, TelegramBadRequest) as exc:
+            await self._give_up(row, exc)
+        except TelegramEntityTooLarge as exc:  # a NetworkError subclass, but never passes
             await self._give_up(row, exc)
         except NotFound as exc:  # the task was deleted: nothing left to say
             await self._give_up(row, exc)
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            await self._retry_later(row, exc, "telegram unavailable; will retry")
+        except Exception as exc:  # one row's bug must not stop the others' rows
+            await self._retry_later(row, exc, "notification failed unexpectedly; will retry")
         else:
+            self._refusals = 0
             if sent:
                 self._pacer.sent(row.chat_id)
-            await self._rows.mark_sent(row)
+            # Telegram has it: a database outage now must not get it sent twice.
+            await through_outage(lambda: self._rows.mark_sent(row))
+
+    async def _retry_later(self, row: Notification, exc: Exception, message: str) -> None:
+        """Back off and count the attempt; give the row up once its attempts run out."""
+        if row.attempts + 1 >= MAX_ATTEMPTS:
+            await self._give_up(row, exc)
+            return
+        expected = isinstance(exc, (TelegramServerError, TelegramNetworkError))
+        log.warning(message, exc_info=None if expected else exc,
+                    extra={"notification_id": row.id, "chat_id": row.chat_id,
+                           "error": _reason(exc)})  # fmt: skip
+        await self._rows.defer(row, timedelta(seconds=backoff(row.attempts)), _reason(exc))
+
+    def _pause_all(self, exc: TelegramUnauthorizedError) -> None:
+        """Telegram refused the bot token: no row is to blame, so none is counted or given
+        up; the whole outbox waits (longer each time) and says so loudly."""
+        seconds = min(UNAUTHORIZED_PAUSE_MAX, UNAUTHORIZED_PAUSE * 2.0 ** min(self._refusals, 9))
+        self._refusals += 1
+        self._paused_until = self._clock() + seconds
+        log.critical(
+            "telegram refused the bot token (check TELEGRAM_BOT_TOKEN); the outbox pauses",
+            extra={"pause_seconds": seconds, "error": _reason(exc)},
+        )
 
     async def _give_up(self, row: Notification, exc: Exception) -> None:
         log.error(
             "notification given up",
-            extra={"notification_id": row.id, "chat_id": row.chat_id, "error": str(exc)},
+            extra={"notification_id": row.id, "chat_id": row.chat_id, "error": _reason(exc)},
         )
-        await self._rows.give_up(row, f"{type(exc).__name__}: {exc}")
-
-    async def _send(self, row: Notification) -> bool:
-        """Deliver one row; False when there was nothing to send."""
-        if row.kind in _CHAT_LEVEL or row.task_id is None:
-            return await self._message(row)  # written whole by its producer (summaries)
-        if row.kind == NoticeKind.CARD:
-            await self._card(row, row.task_id)
-            return True
-        task = await TaskRepo(self._pool).by_id(row.task_id)
-        match row.kind:
-            case NoticeKind.ALERT:
-                return await self._alert(row, task)
-            case NoticeKind.MBOX:
-                return await self._mbox(row, task)
-            case NoticeKind.PATCH:
-                return await self._patch(row, task)
-        return False
-
-    async def _message(self, row: Notification) -> bool:
-        """A chat-level message; a row of another kind without a task has nothing to say."""
-        if row.kind == NoticeKind.NIGHT:
-            return await self._night(row)
-        html = str(row.payload.get("html") or "") if row.kind == NoticeKind.MESSAGE else ""
-        if row.kind == NoticeKind.REPORT:  # the daily report, rendered from its figures
-            html = _report(row)
-        if html:
-            await send_html(self._bot, row.chat_id, row.thread_id, html, filename="report.txt")
-        return bool(html)
-
-    async def _night(self, row: Notification) -> bool:
-        """A night's summary, rendered now from what its tasks came to, with a button per task."""
-        nights = NightRepo(self._pool)
-        night = await nights.by_id(int(row.payload["night_id"]))
-        if night is None:
-            return False
-        fed = night_texts.summary_order(await nights.fed(night.id))
-        zone = night_texts.timezone(self._settings.timezone)
-        text = night_texts.summary(night, fed, zone, self._settings.status_page_url)
-        markup = keyboards.task_list([item.task for item in fed[: keyboards.LIST_BUTTONS]])
-        await send_html(self._bot, row.chat_id, row.thread_id, text, reply_markup=markup,
-                        filename="night.txt")  # fmt: skip
-        return True
-
-    async def _card(self, row: Notification, task_id: int) -> None:
-        """Edit the task's card (silently) to show it as it is now; this settles every
-        card row of the task written before we looked, so a burst of events costs one edit."""
-        upto = await self._rows.last_card_id(task_id)
-        task = await TaskRepo(self._pool).by_id(task_id)
-        text = await actions.card_text(self._pool, task)
-        markup = keyboards.task_card(task)
-        if task.message_id is not None:
-            try:
-                with not_modified_is_fine():
-                    await self._bot.edit_message_text(
-                        text=text,
-                        chat_id=row.chat_id,
-                        message_id=task.message_id,
-                        parse_mode=HTML,
-                        reply_markup=markup,
-                    )
-                await self._rows.settle_cards(task.id, upto)
-                return
-            except TelegramBadRequest as exc:
-                if "message to edit not found" not in exc.message and (
-                    "message can't be edited" not in exc.message
-                ):
-                    raise
-        message = await self._bot.send_message(
-            row.chat_id,
-            text,
-            parse_mode=HTML,
-            message_thread_id=row.thread_id,
-            disable_notification=True,
-            reply_markup=markup,
-        )
-        await TaskRepo(self._pool).set_message(task.id, message.message_id)
-        await self._rows.settle_cards(task.id, upto)
-
-    async def _alert(self, row: Notification, task: Task) -> bool:
-        event = await TaskEventRepo(self._pool).by_id(int(row.payload["event_id"]))
-        if event is None:
-            return False
-        match event.kind:
-            case EventKind.PLAN_PENDING:
-                text, markup = plan_texts.plan_message(task), keyboards.plan_review(task)
-            case EventKind.PLAN_REMINDER:
-                text, markup = plan_texts.plan_reminder(task), keyboards.plan_review(task)
-            case EventKind.BUDGET_WARNING:
-                text, markup = texts.alert(task, event), keyboards.budget(task, resume=False)
-            case EventKind.TASK_BLOCKED if "budget_exceeded" in event.payload:
-                text, markup = texts.alert(task, event), keyboards.budget(task, resume=True)
-            case _:
-                text, markup = texts.alert(task, event), keyboards.task_card(task)
-        await send_html(self._bot, row.chat_id, row.thread_id, text, reply_markup=markup,
-                        filename=f"{task.key}.txt")  # fmt: skip
-        return True
-
-    async def _mbox(self, row: Notification, task: Task) -> bool:
-        """The patch series as one document, or per commit if that is too big, or a link."""
-        artifacts = ArtifactRepo(self._pool)
-        names = {a.filename: a.size for a in await artifacts.for_task(task.id)}
-        if "combined.mbox" not in names:
-            return False  # no commits: nothing to deliver
-        filename = f"{task.key}.mbox"
-        if names["combined.mbox"] <= DOCUMENT_LIMIT:
-            content = await artifacts.content(task.id, "combined.mbox")
-            caption = texts.mbox_caption(task, mbox_stats(content), filename)
-            await self._document(row, filename, content, caption)
-            return True
-        patches = sorted(n for n in names if n.endswith(".patch"))
-        if not patches or any(names[n] > DOCUMENT_LIMIT for n in patches):
-            text = texts.too_big(task, names["combined.mbox"], self._settings.status_page_url)
-            await self._bot.send_message(
-                row.chat_id, text, parse_mode=HTML, message_thread_id=row.thread_id
-            )
-            return True
-        for number, name in enumerate(patches, 1):  # one row each: paced, retried, once
-            await self._rows.add(
-                row.chat_id,
-                NoticeKind.PATCH,
-                f"{row.dedupe_key}:{name}",
-                thread_id=row.thread_id,
-                task_id=task.id,
-                payload={"filename": name, "number": number, "total": len(patches)},
-            )
-        return False
-
-    async def _patch(self, row: Notification, task: Task) -> bool:
-        """One commit of a series too big to send whole."""
-        name = str(row.payload["filename"])
-        content = await ArtifactRepo(self._pool).content(task.id, name)
-        number, total = int(row.payload["number"]), int(row.payload["total"])
-        await self._document(row, name, content, texts.split_patch_caption(task, number, total))
-        return True
-
-    async def _document(self, row: Notification, name: str, content: bytes, caption: str) -> None:
-        document = BufferedInputFile(content, name)
-        await self._bot.send_document(row.chat_id, document, caption=caption, parse_mode=HTML,
-                                      message_thread_id=row.thread_id)  # fmt: skip
+        await self._rows.give_up(row, _reason(exc))
 
 
-def _report(row: Notification) -> str:
-    try:
-        return report_texts.daily_report(DailyReport.from_payload(row.payload))
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        log.warning("report notification unreadable", extra={"notification_id": row.id})
-        return ""
+def _reason(exc: BaseException) -> str:
+    """A failure as a row's last_error records it (and `revive` reads its type back)."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 @contextlib.asynccontextmanager
 async def _listening(pool: Pool, wake: asyncio.Event) -> AsyncIterator[None]:
-    """Set `wake` on every task event NOTIFY, on a connection of its own."""
+    """Set `wake` on every task event NOTIFY, on a connection of its own, for as long as
+    inside; a lost connection (a database restart) is opened again."""
+    keeper = asyncio.create_task(_keep_listening(pool, wake), name="outbox-listener")
+    try:
+        yield
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
+
+async def _keep_listening(pool: Pool, wake: asyncio.Event) -> None:
+    """LISTEN until cancelled, on a new connection after each loss. `wake` is set whenever
+    it listens (again): the round finds what came while nobody listened (it also polls)."""
+    while True:
+        try:
+            await _listen_once(pool, wake)
+            log.warning("outbox listener lost its connection; reconnecting")
+        except Exception:  # the database is away, or went while we set up: try again
+            log.warning("outbox listener failed; reconnecting", exc_info=True)
+        await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
+async def _listen_once(pool: Pool, wake: asyncio.Event) -> None:
+    lost = asyncio.Event()
+
+    def on_lost(*_: object) -> None:
+        lost.set()
 
     def on_notify(*_: object) -> None:
         wake.set()
 
-    conn = await pool.acquire()
-    try:
-        await conn.add_listener(CHANNEL, on_notify)
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await conn.remove_listener(CHANNEL, on_notify)
-        await pool.release(conn)
+    async with pool.acquire() as conn:
+        conn.add_termination_listener(on_lost)
+        try:
+            await conn.add_listener(CHANNEL, on_notify)
+            wake.set()
+            await lost.wait()
+        finally:
+            conn.remove_termination_listener(on_lost)
+            with contextlib.suppress(Exception):  # a dead connection has no listener to drop
+                await conn.remove_listener(CHANNEL, on_notify)

@@ -328,6 +328,9 @@ RESUMED = "▶️ Resumed. Queued tasks start again."
 
 APOLOGY = "Sorry, something went wrong on our side. It has been logged."
 STALE_BUTTON = "That button is out of date."
+NUL_REFUSED = (
+    "That holds a NUL character (\\0), which cannot be stored. Please send it without one."
+)
 
 
 def unknown_task(key: str) -> str:

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--agent-command", default="", metavar="TEMPLATE",
                      help="argv template for --agent command, with {prompt}")  # fmt: skip
     add.add_argument("--model")
+    _fallback_arguments(add)
     add.add_argument("--max-attempts", type=int, default=3)
     add.add_argument("--key-prefix", default="", help="task key prefix (default: from name)")
     add.add_argument("--author-name", default="DevServer Agent")
@@ -125,6 +126,8 @@ def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
             return parse(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        except ArithmeticError:  # "NaN": Decimal reads it, then refuses to compare it
+            raise argparse.ArgumentTypeError(f"not an amount of dollars: {text!r}") from None
 
     return convert
 
@@ -196,6 +199,7 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         source = str(path.resolve())
     if args.agent == "command" and not args.agent_command.strip():
         raise UserError("--agent command needs --agent-command TEMPLATE (with {prompt})")
+    _check_fallback(args)
     if not 1 <= args.max_attempts <= 20:
         raise UserError("--max-attempts must be between 1 and 20")
     if args.reality_threshold is not None and not 0 <= args.reality_threshold <= 100:
@@ -222,6 +226,7 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
         reality_threshold=args.reality_threshold, forge_kind=forge.kind,
         forge_base_url=forge.base_url, forge_owner=forge.owner, forge_name=forge.name,
         forge_token_env=args.token_env, allow_binary=args.allow_binary,
+        fallback_backend=args.fallback_agent, fallback_model=args.fallback_model or None,
     )  # fmt: skip
     try:
         repo = await RepoRepo(pool).add(new)
@@ -232,13 +237,43 @@ async def _repo_add(args: argparse.Namespace, pool: Pool, settings: Settings) ->
     return 0
 
 
+def _fallback_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fallback-agent", choices=BACKENDS, metavar="NAME",
+                        help="run an attempt the model API refused (rate limit, overload, "
+                             "out of quota) again at once with this backend")  # fmt: skip
+    parser.add_argument("--fallback-model", metavar="MODEL",
+                        help="... and/or this model (alone: on the --agent backend)")  # fmt: skip
+
+
+def _check_fallback(args: argparse.Namespace) -> None:
+    """A fallback must be another backend or model than the repo's own (migration 0014)."""
+    if args.fallback_agent is None and not args.fallback_model:
+        return
+    backend = args.fallback_agent or args.agent
+    if (backend, args.fallback_model or None) == (args.agent, args.model or None):
+        raise UserError("the fallback must differ from --agent/--model: another backend "
+                        "(--fallback-agent) or model (--fallback-model)")  # fmt: skip
+    if backend == "command" and not args.agent_command.strip():
+        raise UserError("--fallback-agent command needs --agent-command TEMPLATE")
+
+
 async def _repo_list(pool: Pool) -> int:
     for repo in await RepoRepo(pool).all():
         print(show.repo_line(repo))  # noqa: T201  # CLI output
     return 0
 
 
+def _refuse_nul(**fields: str | None) -> None:
+    """PostgreSQL text cannot hold NUL: say so, rather than fail in the INSERT. (A shell
+    cannot put one in argv, but a program calling main() can.)"""
+    for name, value in fields.items():
+        if value is not None and "\0" in value:
+            raise UserError(f"the {name} has a NUL character (\\0), which cannot be stored")
+
+
 async def _task_add(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:
+    _refuse_nul(title=args.title, description=args.description, acceptance=args.acceptance,
+                model=args.model, repo=args.repo)  # fmt: skip
     if not args.title.strip():
         raise UserError("the task title is empty")
     if len(args.title) > 500:

@@ -38,7 +38,7 @@ Service = Callable[[str, Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 async def _worker(dsn: str, s: Settings, stop: asyncio.Event) -> None:
     await run_worker(dsn, s.worker, s.claude, s.home, stop, memory=s.memory,
-                     forge_env=s.environment)  # fmt: skip
+                     forge_env=s.environment, codex=s.codex, aider=s.aider)  # fmt: skip
 
 
 async def _web(dsn: str, s: Settings, stop: asyncio.Event) -> None:

@@ -14,7 +14,7 @@ from bot.settings import BotSettings
 from storage.settings import DatabaseSettings
 from web.settings import WebSettings
 from worker.embedder import EmbedderSettings
-from worker.settings import ClaudeSettings, WorkerSettings
+from worker.settings import AiderSettings, ClaudeSettings, CodexSettings, WorkerSettings
 
 
 class HomeSettings(BaseSettings):
@@ -34,6 +34,8 @@ class Settings:
         self.db = DatabaseSettings()
         self.worker = WorkerSettings()
         self.claude = ClaudeSettings()
+        self.codex = CodexSettings()
+        self.aider = AiderSettings()
         self.memory = EmbedderSettings()
         self.web = WebSettings()
         self.bot = BotSettings()
@@ -45,8 +47,11 @@ class Settings:
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.bot.bot_token, self.claude.api_key, self.web.token,
-                  self.memory.embeddings_api_key]  # fmt: skip
+                  self.memory.embeddings_api_key, self.codex.api_key]  # fmt: skip
         found = [v.get_secret_value() for v in values if v is not None]
+        found += list(self.aider.api_key_map().values())  # and the list itself, whole:
+        if self.aider.api_keys is not None:
+            found.append(self.aider.api_keys.get_secret_value())
         # Forge tokens (GITEA_TOKEN, or the variable a repo names: always *_TOKEN).
         found += [value for name, value in self.environment.items()
                   if name.endswith("_TOKEN") and len(value.strip()) >= 8]  # fmt: skip

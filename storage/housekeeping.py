@@ -53,6 +53,15 @@ _LOCK_ORPHAN = """
                    END = t.id)
        FOR UPDATE OF t
 """
+# The task, locked, if it is (still) in one of the statuses $2: a takeover of a task whose
+# worker died (jobs.run_task) counts and records it under this lock.
+_LOCK_TASK = """
+    SELECT t.*
+      FROM tasks t
+     WHERE t.id = $1
+       AND t.status = ANY($2::text[])
+       FOR UPDATE OF t
+"""
 # run_task jobs being run now: picked, with a heartbeat fresher than $1 seconds.
 _RUNNING_JOBS = """
     SELECT count(*)
@@ -61,7 +70,8 @@ _RUNNING_JOBS = """
        AND status = 'picked'
        AND heartbeat >= now() - make_interval(secs => $1)
 """
-# Recoveries since the task last ended (a /retry starts the count again).
+# Recoveries since the task last ended (a /retry starts the count again): requeues by the
+# recovery round, and takeovers of a job whose worker died (payload "takeover": true).
 _RECOVERIES = """
     SELECT count(*)
       FROM task_events e
@@ -147,8 +157,14 @@ class HousekeepingRepo:
         row = await self._db.fetchrow(_LOCK_ORPHAN, task_id, sorted(statuses))
         return None if row is None else Task.from_record(row)
 
+    async def lock_task(self, task_id: int, statuses: Iterable[TaskStatus]) -> Task | None:
+        """The task, locked, if it is in `statuses`; inside a transaction."""
+        row = await self._db.fetchrow(_LOCK_TASK, task_id, sorted(statuses))
+        return None if row is None else Task.from_record(row)
+
     async def recoveries(self, task_id: int) -> int:
-        """How often the recovery requeued the task since it last ended."""
+        """How often the task was recovered since it last ended: requeued by the recovery
+        round, or taken over from a dead worker."""
         return int(await self._db.fetchval(_RECOVERIES, task_id))
 
     async def task_states(self, keys: Collection[str]) -> dict[str, TaskState]:

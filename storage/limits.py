@@ -23,6 +23,8 @@ def parse_cost(text: str) -> Decimal:
         amount = Decimal(text.strip().lstrip("$")).quantize(Decimal("0.01"))
     except InvalidOperation:
         raise ValueError(f"not an amount of dollars: {text!r}") from None
+    if not amount.is_finite():  # NaN and Infinity parse, and NaN cannot even be compared
+        raise ValueError(f"not an amount of dollars: {text!r}")
     if not 0 < amount <= MAX_COST_USD:
         raise ValueError(f"a cost limit must be above $0 and at most ${MAX_COST_USD}")
     return amount

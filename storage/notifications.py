@@ -36,6 +36,7 @@ FOR_EVENT: dict[str, tuple[NoticeKind, ...]] = {
     "workspace_ready": _CARD,
     "agent_started": _CARD,
     "agent_finished": _CARD,
+    "agent_fallback": _CARD,
     "verify_started": _CARD,
     "verify_passed": _CARD,
     "verify_failed": _CARD,

@@ -19,9 +19,9 @@ _INSERT = """
                        agent_command, agent_model, max_attempts, git_author_name,
                        git_author_email, max_cost_usd, max_wall_seconds, max_turns,
                        reality_threshold, forge_kind, forge_base_url, forge_owner, forge_name,
-                       forge_token_env, allow_binary)
+                       forge_token_env, allow_binary, fallback_backend, fallback_model)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22, $23, $24, $25)
+            $19, $20, $21, $22, $23, $24, $25, $26, $27)
     RETURNING *
 """
 _BY_NAME = "SELECT * FROM repos WHERE name = $1"
@@ -56,6 +56,9 @@ class Repo:
     agent_backend: str
     agent_command: str
     agent_model: str | None
+    # Run again with this backend and/or model when the API refuses a run (worker/implement.py).
+    fallback_backend: str | None
+    fallback_model: str | None
     allowed_tools: list[str]
     max_attempts: int
     max_parallel_tasks: int
@@ -87,6 +90,8 @@ class NewRepo:
     agent_backend: str = "claude"
     agent_command: str = ""
     agent_model: str | None = None
+    fallback_backend: str | None = None
+    fallback_model: str | None = None
     max_attempts: int = 3
     git_author_name: str = "DevServer Agent"
     git_author_email: str = "agent@devserver.invalid"
@@ -121,6 +126,7 @@ class RepoRepo:
             new.git_author_name, new.git_author_email, new.max_cost_usd, new.max_wall_seconds,
             new.max_turns, new.reality_threshold, new.forge_kind, new.forge_base_url,
             new.forge_owner, new.forge_name, new.forge_token_env, new.allow_binary,
+            new.fallback_backend, new.fallback_model,
         ]  # fmt: skip
         with translate_errors():
             row = await self._db.fetchrow(_INSERT, *args)

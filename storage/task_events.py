@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     PLAN_REMINDER = "plan_reminder"  # a plan still waits for a decision
     AGENT_STARTED = "agent_started"
     AGENT_FINISHED = "agent_finished"
+    AGENT_FALLBACK = "agent_fallback"  # the API refused the run: the same attempt, another agent
     VERIFY_STARTED = "verify_started"
     VERIFY_PASSED = "verify_passed"
     VERIFY_FAILED = "verify_failed"

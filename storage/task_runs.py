@@ -26,11 +26,12 @@ _FINISH = """
 """
 _VERIFY = "UPDATE task_runs SET verify = $2::jsonb WHERE id = $1"
 _FOR_TASK = "SELECT * FROM task_runs WHERE task_id = $1 ORDER BY id"
-# A run the model API refused (rate limit, overload) used no attempt (worker/backoff.py).
+# A run the model API refused (rate limit, overload, out of quota) used no attempt
+# (worker/backoff.py).
 _ATTEMPTS = """
     SELECT count(*) FROM task_runs
      WHERE task_id = $1 AND phase = 'attempt'
-       AND coalesce(error_class, '') NOT IN ('rate_limit', 'overloaded')
+       AND coalesce(error_class, '') NOT IN ('rate_limit', 'overloaded', 'quota')
 """
 
 

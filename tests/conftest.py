@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import uuid
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from storage import migrate
 from storage.db import admin_execute, create_pool, with_db
 from storage.embedded import start_embedded
 from tests.gitrepos import isolate_git_config
+from tests.secret_guard import SecretGuard, watching
+from tests.secrets import SECRETS
 
 # The embedded server's data lives outside pytest's rotating temp dirs, so it survives and is
 # shared by concurrent test sessions; each session works in databases of its own.
@@ -65,3 +69,45 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool[asyncpg.Record]]:
     pool = await create_pool(db_dsn, max_size=5)
     yield pool
     await pool.close()
+
+
+# -- The secret guard (tests/secret_guard.py): across the whole run, no test secret may appear
+# in a log record, a page of the status page, or a call to the fake Bot API. What it finds
+# fails the session at the end, naming the test and the place.
+
+GUARD = SecretGuard(SECRETS)
+
+
+@pytest.fixture(autouse=True)
+def _secret_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Names the running test for the guard; (re)attaches its root log handler, which a test
+    that configures logging (the CLI's dictConfig) removes; searches the fake Bot API's calls."""
+    GUARD.test = request.node.nodeid
+    root = logging.getLogger()
+    if GUARD.handler not in root.handlers:
+        root.addHandler(GUARD.handler)
+    fake = request.getfixturevalue("fake_tg") if "fake_tg" in request.fixturenames else None
+    yield
+    if fake is not None:
+        GUARD.scan_calls(fake.calls)
+    GUARD.test = "(between tests)"
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: AiohttpClient) -> AiohttpClient:
+    """pytest-aiohttp's, with what the status page answers searched by the guard."""
+    return watching(GUARD, aiohttp_client)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def aiohttp_server(aiohttp_server: AiohttpServer) -> AiohttpServer:
+    """pytest-aiohttp's, with what the status page answers searched by the guard."""
+    return watching(GUARD, aiohttp_server)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if GUARD.found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(GUARD.report(), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -40,6 +40,10 @@ def test_settings_name_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cret-pw@db:5432/app")
     monkeypatch.setenv("GITEA_TOKEN", "0123456789abcdef0123")  # forge tokens: any *_TOKEN
     monkeypatch.setenv("SHORT_TOKEN", "abc")  # too short to mask safely
+    monkeypatch.setenv("CODEX_API_KEY", "sk-codex-key-1")
+    monkeypatch.setenv("DEVSERVER_AIDER_API_KEYS", "openai=sk-aider-o,anthropic=sk-ant-aider")
     assert sorted(Settings().secrets()) == sorted(
-        [TOKEN, "sk-ant-api03-xyz", "web-token-1", "s3cret-pw", "0123456789abcdef0123"]
-    )
+        [TOKEN, "sk-ant-api03-xyz", "web-token-1", "s3cret-pw", "0123456789abcdef0123",
+         "sk-codex-key-1", "sk-aider-o", "sk-ant-aider",
+         "openai=sk-aider-o,anthropic=sk-ant-aider"]
+    )  # fmt: skip

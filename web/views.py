@@ -74,8 +74,8 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 def _int(text: str | None, low: int, high: int) -> int | None:
-    if text is None or not text.strip().isdigit():
-        return None
+    if text is None or not (text.strip().isascii() and text.strip().isdigit()):
+        return None  # (isdigit alone takes "²", which int() refuses)
     value = int(text)
     return value if low <= value <= high else None
 
@@ -87,8 +87,9 @@ async def tasks(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"unknown status {status[:40]!r}")
     page = _int(q.get("page"), 1, 100_000) or 1
     priority = _int(q.get("priority"), 1, 4)
-    text = (q.get("q") or "").strip()[:200] or None
-    repo = (q.get("repo") or "").strip()[:64] or None
+    # PostgreSQL text cannot hold NUL: none can match, so none is looked for.
+    text = (q.get("q") or "").replace("\x00", "").strip()[:200] or None
+    repo = (q.get("repo") or "").replace("\x00", "").strip()[:64] or None
     async with request.app[pool_key].acquire() as conn, conn.transaction(readonly=True):
         views = TaskViews(conn)
         found = await views.search(status=TaskStatus(status) if status else None, repo=repo,

@@ -5,6 +5,11 @@ are quick and never take a task slot, nor wait for one).
 The consumer takes no new job while the worker is paused (plan reminders and expiries wait
 too, and run once it resumes); cancel requests reach the jobs through the same
 WorkerControl (worker/control.py).
+
+A database restart stops nothing: the consumer's queries go through the pool and its LISTEN
+connection is opened again (worker/queue_driver.py), a failed dequeue is tried again, and a
+task whose job meets the outage goes back to the queue once the database is back, instead
+of failing. A worker killed outright leaves its commands to the next one (worker/orphans.py).
 """
 
 from __future__ import annotations
@@ -18,31 +23,34 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
-from pgqueuer import AsyncpgDriver, Queries, QueueManager
+from pgqueuer import Queries, QueueManager
 from pgqueuer.models import Job
 
 from storage.db import create_pool
-from worker import jobs, night, planning, schedules
+from storage.outage import is_outage
+from worker import jobs, night, orphans, planning, schedules
 from worker.agents.registry import backend_factory
 from worker.control import WorkerControl
 from worker.deps import WorkerDeps
 from worker.embedder import EmbedderSettings, make_embedder
 from worker.forges.base import RetryPolicy
 from worker.heartbeat import RunningCount, beat_forever, worker_id
+from worker.orphans import Ledger
 from worker.payloads import (
     NightTickPayload,
     PlanExpiryPayload,
     PlanReminderPayload,
     RunTaskPayload,
 )
+from worker.queue_driver import QueueDriver
 from worker.repo_map import RepoMapper
-from worker.settings import ClaudeSettings, WorkerSettings
+from worker.settings import AiderSettings, ClaudeSettings, CodexSettings, WorkerSettings
 from worker.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 PLAN_JOBS_CONCURRENCY = 2  # per entrypoint, across all workers
+OUTAGE_PAUSE_SECONDS = 1.0  # between dequeues while the database is away
 
 
 @dataclasses.dataclass
@@ -62,11 +70,32 @@ class PausableQueueManager(QueueManager):
     ) -> AsyncGenerator[Job, None]:
         await self.control.until_resumed(self.shutdown)
         jobs = super().fetch_jobs(batch_size, global_concurrency_limit, heartbeat_timeout)
-        async with contextlib.aclosing(jobs):
-            async for job in jobs:
-                yield job
-                if self.control.paused:
-                    return
+        try:
+            async with contextlib.aclosing(jobs):
+                async for job in jobs:
+                    yield job
+                    if self.control.paused:
+                        return
+        except Exception as exc:  # PgQueuer's loop would end on it: wait, then dequeue again
+            if not is_outage(exc):
+                raise
+            log.warning("dequeue failed: database unreachable", extra={"error": str(exc)})
+            await _pause(self.shutdown, OUTAGE_PAUSE_SECONDS)
+
+    async def _effective_dequeue_timeout(self, dequeue_timeout: timedelta) -> timedelta:
+        """PgQueuer asks the database how long to wait for the next job; while it is away,
+        a short pause (then fetch_jobs tries again)."""
+        try:
+            return await super()._effective_dequeue_timeout(dequeue_timeout)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return timedelta(seconds=OUTAGE_PAUSE_SECONDS)
+
+
+async def _pause(shutdown: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(shutdown.wait(), seconds)
 
 
 def register(queue_manager: QueueManager, deps: WorkerDeps, *, running: RunningCount) -> None:
@@ -83,6 +112,11 @@ def register(queue_manager: QueueManager, deps: WorkerDeps, *, running: RunningC
             await asyncio.shield(jobs.requeue_interrupted(payload.task_id, deps))
             raise
         except Exception as exc:
+            if is_outage(exc):  # not the task's fault: it goes back to the queue
+                log.warning("task interrupted: database unreachable",
+                            extra={"task_id": payload.task_id, "error": str(exc)})  # fmt: skip
+                await jobs.requeue_after_outage(payload.task_id, deps)
+                return
             log.exception("task crashed", extra={"task_id": payload.task_id})
             await jobs.fail_crashed(payload.task_id, deps, f"{type(exc).__name__}: {exc}")
         finally:
@@ -112,30 +146,34 @@ def register(queue_manager: QueueManager, deps: WorkerDeps, *, running: RunningC
 async def create_worker(
     dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, *,
     memory: EmbedderSettings | None = None, forge_env: Mapping[str, str] | None = None,
+    codex: CodexSettings | None = None, aider: AiderSettings | None = None,
 ) -> AsyncIterator[QueueManager]:  # fmt: skip
     """Pool, the control listener, the heartbeat (this process's row in `workers`, deleted
-    on the way out), the queue manager (on its own LISTEN connection), and next to it the
-    housekeeping schedules (worker/schedules.py).
+    on the way out), the ledger of the commands it runs (after killing what dead workers
+    left running; worker/orphans.py), the queue manager (queries on the pool, its own LISTEN
+    connection), and next to it the housekeeping schedules (worker/schedules.py).
 
-    `forge_env`: where forge tokens are read (default: this process's environment)."""
+    `forge_env`: where forge tokens are read (default: this process's environment).
+    `codex`, `aider`: those agent CLIs' settings (default: read from the environment here)."""
     memory = memory or EmbedderSettings()
+    codex, aider = codex or CodexSettings(), aider or AiderSettings()
     pool = await create_pool(dsn, min_size=1, max_size=max(4, settings.concurrency * 2))
     control = WorkerControl()
     listener = asyncio.create_task(control.listen(dsn, settings.recheck_seconds))
-    running, stop_beating = RunningCount(), asyncio.Event()
+    running, stop_beating, this_worker = RunningCount(), asyncio.Event(), worker_id()
     heartbeat = asyncio.create_task(
-        beat_forever(pool, worker_id(), concurrency=settings.concurrency, running=running,
+        beat_forever(pool, this_worker, concurrency=settings.concurrency, running=running,
                      every=settings.heartbeat_seconds, stop=stop_beating)
     )  # fmt: skip
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
+        orphans.sweep(home / "run")
+        with orphans.keeping(Ledger(home / "run", this_worker)):
             deps = WorkerDeps(
                 pool=pool,
                 workspace=Workspace(home / "workspaces"),
                 settings=settings,
                 agent_homes=home / "agent-homes",
-                backend_for=backend_factory(claude),
+                backend_for=backend_factory(claude, codex=codex, aider=aider),
                 control=control,
                 repo_maps=RepoMapper(home / "repo-maps"),
                 embedder=make_embedder(memory),
@@ -145,12 +183,11 @@ async def create_worker(
                     tries=settings.forge_tries, request_timeout=settings.forge_timeout_seconds
                 ),
             )
-            queue_manager = PausableQueueManager(Queries(AsyncpgDriver(conn)), control=control)
+            driver = QueueDriver(pool, dsn)
+            queue_manager = PausableQueueManager(Queries(driver), control=control)
             register(queue_manager, deps, running=running)
             async with schedules.running(deps, repo_maps=home / "repo-maps"):
                 yield queue_manager
-        finally:
-            await conn.close()
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -163,10 +200,11 @@ async def create_worker(
 async def run_worker(
     dsn: str, settings: WorkerSettings, claude: ClaudeSettings, home: Path, stop: asyncio.Event,
     *, memory: EmbedderSettings | None = None, forge_env: Mapping[str, str] | None = None,
+    codex: CodexSettings | None = None, aider: AiderSettings | None = None,
 ) -> None:  # fmt: skip
     """Take jobs until `stop` is set; then finish or interrupt (and requeue) running tasks."""
-    async with create_worker(dsn, settings, claude, home, memory=memory,
-                             forge_env=forge_env) as queue_manager:  # fmt: skip
+    async with create_worker(dsn, settings, claude, home, memory=memory, forge_env=forge_env,
+                             codex=codex, aider=aider) as queue_manager:  # fmt: skip
         runner = asyncio.create_task(
             queue_manager.run(
                 dequeue_timeout=timedelta(seconds=5),

@@ -8,6 +8,10 @@ job goes on in the agent's session when there is one.
 
 A task that keeps being refused is not kept forever: after `backoff_max_waits` waits in a
 row it fails, saying so.
+
+A repo with a fallback agent (worker/agent_choice.py) runs a refused attempt again at once
+with it; only when the fallback is refused as well does the task wait here. Out of quota
+(`quota`) is refused too, but waiting does not help: without a fallback it fails the task.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from storage.task_events import EventKind, TaskEventRepo, record_move
-from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from worker.agents.base import AgentResult, ErrorKind
 from worker.deps import WorkerDeps
@@ -28,6 +31,8 @@ from worker.queue import JobQueue, Priority
 log = logging.getLogger(__name__)
 
 WAIT_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED})
+# The model API refused the run: no attempt used (storage/task_runs.py), a fallback may run.
+REFUSED_KINDS = WAIT_KINDS | {ErrorKind.QUOTA}
 # First wait and the longest one, in seconds, when the API names no reset time.
 _BASE = {ErrorKind.RATE_LIMIT: 60.0, ErrorKind.OVERLOADED: 30.0}
 _CAP = {ErrorKind.RATE_LIMIT: 1800.0, ErrorKind.OVERLOADED: 600.0}
@@ -63,14 +68,20 @@ def backoff_for(result: AgentResult, waits_before: int, now: datetime | None = N
 
 
 async def waits_in_a_row(deps: WorkerDeps, task_id: int) -> int:
-    """How many of the task's last agent runs, in a row, were refused by the API."""
-    runs = await TaskRunRepo(deps.pool).for_task(task_id)
-    count = 0
-    for run in reversed(runs):
-        if run.error_class not in WAIT_KINDS:
+    """How many times in a row the task has waited for the API: its `rate_limit_backoff`
+    events since its last agent run that the API did not refuse. (Counted in waits, not
+    refused runs: with a fallback, one wait follows two refused runs.)"""
+    waits = 0
+    for event in reversed(await TaskEventRepo(deps.pool).for_task(task_id)):
+        if event.kind is EventKind.RATE_LIMIT_BACKOFF:
+            waits += 1
+        elif event.kind is EventKind.AGENT_FINISHED and not _refused(event.payload):
             break
-        count += 1
-    return count
+    return waits
+
+
+def _refused(finished: dict[str, object]) -> bool:
+    return finished.get("ok") is False and finished.get("error_kind") in REFUSED_KINDS
 
 
 async def wait_or_give_up(
@@ -78,7 +89,7 @@ async def wait_or_give_up(
 ) -> None:
     """The run was refused by the API: queue the task again for later, in one transaction
     with its `rate_limit_backoff` event, or fail it after too many waits in a row."""
-    waits = await waits_in_a_row(deps, journal.task.id) - 1  # the run just refused is one
+    waits = await waits_in_a_row(deps, journal.task.id)
     kind = (result.error_kind or ErrorKind.RATE_LIMIT).value
     limit = deps.settings.backoff_max_waits
     if waits >= limit:

@@ -97,6 +97,13 @@ AGENT_RULES: tuple[Rule, ...] = (
         r"|Invalid API key|OAuth token (?:has )?expired|Please run /login"), H,
         "The model API rejected the credentials; fix the API key or login of the worker.",
         _re(_AGENT_FIELDS)),
+    # Before the rate limit: OpenAI answers an empty account with a 429 too.
+    Rule("agent.quota", "agent", _re(
+        r"Quota exceeded\. Check your plan and billing|insufficient_quota"
+        r"|exceeded your current quota|credit balance is too low|out of credits"), H,
+        "The model API account is out of credits or quota; top it up, or give the repo a "
+        "fallback agent (another backend or model); another attempt cannot fix this.",
+        _re(_AGENT_FIELDS)),
     Rule("agent.rate_limit", "agent", _re(
         r'"api_error_status":\s*429\b|"api_error_type":\s*"rate_limit_error"'
         r'|API Error: Request rejected \(429\)|"error_status":\s*429\b|usage limit reached'

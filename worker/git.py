@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker import orphans
+
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 2000
@@ -90,6 +92,9 @@ async def run_git(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        # A worker killed mid-command takes its git with it: no fetch or push of a dead
+        # worker goes on beside the next one's in the same mirror.
+        preexec_fn=orphans.die_with_parent(),
     )
     try:
         async with asyncio.timeout(time_limit):

@@ -9,6 +9,10 @@ Outside them once, the agent is sent back to revert; twice, the task is blocked.
 The task's budget (worker/budget.py) is checked before each agent run and before the checks,
 and nothing is retried past it: the verdict then says which limit stopped the work. A task
 resumed after that (Extend & resume) goes on in the agent's session when there is one.
+
+A run the model API refuses (rate limit, overload, out of quota) is run again at once on the
+repo's fallback agent, which keeps the rest of the job (worker/agent_choice.py); without
+one, or refused again, the task waits (worker/backoff.py) or, out of quota, fails.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from storage.task_events import EventKind, TaskEventRepo
 from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import Task
-from worker.agents.base import AgentBackend, AgentRequest, AgentResult, ErrorKind
+from worker.agent_choice import Agent, fallback_agent, primary_agent, record_fallback, refused
+from worker.agents.base import AgentRequest, AgentResult, ErrorKind
 from worker.agents.environment import agent_environment, set_identity
 from worker.agents.registry import UnknownBackend
-from worker.backoff import WAIT_KINDS, must_wait
+from worker.backoff import REFUSED_KINDS, must_wait
 from worker.budget import Budget, Usage
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
@@ -71,33 +76,44 @@ class Step:
     failure: Failure | None = None  # the failed agent run or check, classified
 
 
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What the agent is told next: in its session (`resume`), and the same with the task
+    spelled out (`alone`), for an agent without that session (another CLI)."""
+
+    text: str
+    resume: str | None
+    alone: str
+
+    @classmethod
+    def new(cls, text: str) -> Prompt:
+        return cls(text, None, text)
+
+
 async def implement(
     journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget, *,
     context: str = "",
 ) -> Verdict:  # fmt: skip
     """`context`: what the agent is shown before the task (repo map, past tasks)."""
-    task = journal.task
-    name = task.agent_backend or repo.agent_backend
     try:
-        backend = deps.backend_for(repo, name)
+        agent = primary_agent(journal.task, repo, deps)
     except UnknownBackend as exc:
         return Verdict(passed=False, reason=str(exc))
-    loop = _Attempts(journal, repo, worktree, deps, budget, backend=backend, backend_name=name,
-                     context=context)  # fmt: skip
-    return await loop.run()
+    return await _Attempts(journal, repo, worktree, deps, budget, agent=agent,
+                           context=context).run()  # fmt: skip
 
 
 class _Attempts:
     def __init__(
         self, journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps,
-        budget: Budget, *, backend: AgentBackend, backend_name: str, context: str,
+        budget: Budget, *, agent: Agent, context: str,
     ) -> None:  # fmt: skip
         self.journal, self.repo, self.worktree, self.deps = journal, repo, worktree, deps
         self.budget, self.context = budget, context
         self.policy = RetryPolicy()
-        self.backend, self.backend_name = backend, backend_name
+        self.agent = agent  # the fallback, once the API has refused it (worker/agent_choice.py)
+        self.fell_back = False
         self.task = journal.task
-        self.model = self.task.agent_model or repo.agent_model
         self.home = deps.agent_homes / self.task.key
         self.steps = [VerifyStep(name, command) for name, command in verify_commands(repo)]
         self.runs = TaskRunRepo(deps.pool)
@@ -109,15 +125,19 @@ class _Attempts:
         # Commits the agent makes itself carry the repo's identity (the preflight checks it).
         await set_identity(self.home, self.repo.git_author_name, self.repo.git_author_email)
         earlier = await self.runs.attempts_made(self.task.id)
-        prompt, session_id = await self._first_prompt()
-        resume = session_id
+        prompt = await self._first_prompt()
+        session_id = prompt.resume
         reason = "no attempt was made"
         breach = await self.budget.exceeded()  # resumed, or the plan phase used it all
         if breach is not None:
             return _stopped(breach)
         for n in range(1, self.repo.max_attempts + 1):
             attempt = earlier + n
-            result, run_id, breach = await self._agent(attempt, prompt, resume)
+            result, run_id, breach = await self._agent(attempt, prompt)
+            if breach is None and refused(result) and (again := await self._fall_back(
+                    attempt, result, prompt)) is not None:  # fmt: skip
+                prompt, session_id = again, again.resume
+                result, run_id, breach = await self._agent(attempt, prompt)
             if breach is not None:
                 return _stopped(breach)
             if must_wait(result):  # not the agent's failure, and no attempt used
@@ -138,7 +158,7 @@ class _Attempts:
             if breach is not None:
                 return _stopped(breach)
             reason = step.reason
-            prompt, resume = self._retry_prompt(step.feedback, session_id)
+            prompt = self._retry_prompt(step.feedback, session_id)
             if n < self.repo.max_attempts:
                 await self.journal.event(EventKind.RETRY_SCHEDULED, attempt=attempt + 1,
                                          reason=reason)  # fmt: skip
@@ -172,43 +192,59 @@ class _Attempts:
                                  reason=step.reason)  # fmt: skip
         return None
 
-    async def _first_prompt(self) -> tuple[str, str | None]:
+    async def _first_prompt(self) -> Prompt:
         """The task; after the budget or the model API stopped it, go on (in the agent's
-        session, if any). Returns the prompt and the session to resume."""
+        session, if it has one)."""
         base = task_prompt(self.task, self.repo, self.contract, self.context)
-        stop = await interruption(self.deps, self.task)
+        stop = await interruption(self.deps, self.task, backend=self.agent.name)
         if stop is None:
-            return base, None
-        # When the agent remembers the task and its work, it needs no telling again.
-        with_task = None if stop.session_id is not None else base
-        if stop.by_budget:
-            return resume_prompt(stop.reason, with_task=with_task), stop.session_id
-        return interrupted_prompt(stop.reason, with_task=with_task), stop.session_id
+            return Prompt.new(base)
+        write = resume_prompt if stop.by_budget else interrupted_prompt
+        alone = write(stop.reason, with_task=base)
+        if stop.session_id is None:
+            return Prompt.new(alone)
+        # The agent remembers the task and its work: it needs no telling again.
+        return Prompt(write(stop.reason), stop.session_id, alone)
 
-    def _retry_prompt(self, feedback: str, session_id: str | None) -> tuple[str, str | None]:
-        if session_id is not None:  # the agent remembers the task
-            return feedback_prompt(feedback), session_id
+    def _retry_prompt(self, feedback: str, session_id: str | None) -> Prompt:
         base = task_prompt(self.task, self.repo, self.contract, self.context)
-        return feedback_prompt(feedback, with_task=base), None
+        alone = feedback_prompt(feedback, with_task=base)
+        if session_id is None:
+            return Prompt.new(alone)
+        return Prompt(feedback_prompt(feedback), session_id, alone)  # it remembers the task
 
-    async def _agent(
-        self, attempt: int, prompt: str, resume: str | None
-    ) -> tuple[AgentResult, int, Usage | None]:
+    async def _fall_back(self, attempt: int, result: AgentResult, prompt: Prompt) -> Prompt | None:
+        """Switch to the repo's fallback (once per job), saying so; the prompt it gets: the
+        same in the same CLI (its session goes on), else the task spelled out."""
+        if self.fell_back:
+            return None
+        self.fell_back = True
+        fallback = fallback_agent(self.repo, self.agent, self.deps)
+        if fallback is None:
+            return None
+        await record_fallback(self.journal, result, phase="attempt", attempt=attempt,
+                              primary=self.agent, fallback=fallback)  # fmt: skip
+        same_cli = fallback.name == self.agent.name
+        self.agent = fallback
+        return prompt if same_cli else Prompt.new(prompt.alone)
+
+    async def _agent(self, attempt: int, prompt: Prompt) -> tuple[AgentResult, int, Usage | None]:
         """One agent run, its work committed; and the limit that stopped it, if one did."""
         if self.journal.task.status is not TaskStatus.RUNNING:
             await self.journal.move(TaskStatus.RUNNING)
         limits = await self.budget.run_limits(self.deps.settings.default_max_turns)
+        agent = self.agent
         run_id = await start_run(self.journal, self.deps, phase="attempt", attempt=attempt,
-                                 backend=self.backend_name, model=self.model,
-                                 resumed_session=resume is not None)  # fmt: skip
+                                 backend=agent.name, model=agent.model,
+                                 resumed_session=prompt.resume is not None)  # fmt: skip
         async with self.budget.metered() as wall_left:
             request = AgentRequest(
-                prompt=prompt, workdir=self.worktree.path, home=self.home,
-                deadline_seconds=self.deps.settings.agent_timeout_seconds, model=self.model,
+                prompt=prompt.text, workdir=self.worktree.path, home=self.home,
+                deadline_seconds=self.deps.settings.agent_timeout_seconds, model=agent.model,
                 max_turns=limits.max_turns, max_budget_usd=limits.max_budget_usd,
-                resume_session_id=resume, wall_left=wall_left,
+                resume_session_id=prompt.resume, wall_left=wall_left,
             )  # fmt: skip
-            result = await self.backend.run(request)  # if stopped, jobs keeps what it wrote
+            result = await agent.backend.run(request)  # if stopped, jobs keeps what it wrote
         await finish_run(self.journal, self.deps, run_id, result, phase="attempt", attempt=attempt)
         breach = await self.budget.stopped(result, limits)
         if breach is not None:
@@ -301,9 +337,12 @@ class Interruption:
     by_budget: bool  # else: the model API refused a run (worker/backoff.py)
 
 
-async def interruption(deps: WorkerDeps, task: Task) -> Interruption | None:
+async def interruption(
+    deps: WorkerDeps, task: Task, *, backend: str | None = None
+) -> Interruption | None:
     """If the task's last job ended at its budget or waiting for the model API, after
-    implementing began: why, and the agent session to go on in."""
+    implementing began: why, and the agent session to go on in (with `backend`: only a
+    session of that CLI; another's is of no use to it)."""
     events = await TaskEventRepo(deps.pool).for_task(task.id)
     ends = [e for e in events if e.kind in _ENDS or e.kind is EventKind.RATE_LIMIT_BACKOFF]
     if not ends:
@@ -317,7 +356,8 @@ async def interruption(deps: WorkerDeps, task: Task) -> Interruption | None:
     if not attempts:  # stopped before implementing (by the plan phase): nothing to go on from
         return None
     # A refused run's session holds no work worth going on from, and may not exist.
-    sessions = [r.session_id for r in attempts if r.session_id and r.error_class not in WAIT_KINDS]
+    usable = [r for r in attempts if r.error_class not in REFUSED_KINDS]
+    sessions = [r.session_id for r in usable if r.session_id and backend in (None, r.backend)]
     if by_budget:
         reason = str(last.payload.get("reason", ""))
     else:

@@ -8,7 +8,12 @@ Three ways out besides the task's own end: its budget (worker/budget.py: what it
 is kept on the branch and as patches, the task ends `blocked` until Extend & resume queues it
 again), a cancel request (the work is stopped, what it made so far is kept as patches, the
 task ends `cancelled`) and the worker stopping (the work is stopped, the task goes back to
-the queue).
+the queue; so does a task whose job met a database outage).
+
+A task starts only while its repo has fewer active tasks than repos.max_parallel_tasks
+(storage/repo_slots.py); otherwise its job is queued again for a little later. A job that
+finds its task already active was taken over from a worker that died running it: that is
+counted, and limited (worker/recovery.py take_over).
 """
 
 from __future__ import annotations
@@ -16,14 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from storage.errors import InvalidTransition
+from storage.outage import is_outage
+from storage.repo_slots import RepoSlotRepo
 from storage.repos import Repo, RepoRepo
-from storage.task_events import EventKind
+from storage.task_events import EventKind, record_move
 from storage.task_status import ACTIVE, TERMINAL, TaskStatus
 from storage.tasks import Task, TaskRepo
+from worker import orphans
 from worker.apply import apply_series
 from worker.backoff import wait_or_give_up
 from worker.budget import Budget, block
@@ -34,13 +44,16 @@ from worker.events import TaskJournal
 from worker.forges.access import delivery_problem, git_credentials
 from worker.git import GitError
 from worker.implement import implement
+from worker.payloads import RunTaskPayload
 from worker.planning import needs_plan, plan
-from worker.queue import queue_task
-from worker.workspace import Worktree
+from worker.queue import JobQueue, Priority, queue_task
+from worker.recovery import take_over
+from worker.workspace import WorkspaceError, Worktree
 
 log = logging.getLogger(__name__)
 
 RUNNABLE = frozenset({TaskStatus.QUEUED}) | ACTIVE  # active: the last job died mid-task
+OUTAGE_PATIENCE_SECONDS = 300.0  # how long a job waits for the database to requeue its task
 
 
 async def run_task(task_id: int, deps: WorkerDeps) -> None:
@@ -55,8 +68,13 @@ async def run_task(task_id: int, deps: WorkerDeps) -> None:
             return
         if task.cancel_requested_at is not None:
             cancel.set()  # requested while the job was being picked up
-        journal = TaskJournal(deps.pool, task)
         repo = await RepoRepo(deps.pool).by_id(task.repo_id)
+        if task.status in ACTIVE:
+            taken = await _take_over(task, repo, deps)
+            if taken is None:
+                return
+            task = taken
+        journal = TaskJournal(deps.pool, task)
         try:
             await _run(journal, repo, deps, cancel)
         except InvalidTransition as exc:
@@ -70,7 +88,8 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
         fresh = await TaskRepo(deps.pool).by_id(task.id)  # who asked, if it came by NOTIFY
         await journal.move(TaskStatus.CANCELLED, reason=_cancel_reason(fresh))
         return
-    await journal.move(TaskStatus.PREPARING)
+    if not await _take_slot(journal, repo, deps):
+        return
     budget = Budget(journal, repo, deps)
     await budget.adopt_defaults()
     problem = delivery_problem(repo, task.git_flow, deps.forge_env)
@@ -104,6 +123,50 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
         # A blocked task may be resumed: its agent's sessions live in that home.
         if journal.task.status in TERMINAL - {TaskStatus.BLOCKED}:
             shutil.rmtree(deps.agent_homes / task.key, ignore_errors=True)
+
+
+async def _take_over(task: Task, repo: Repo, deps: WorkerDeps) -> Task | None:
+    """The worker that ran the task's job died mid-task, and PgQueuer handed its job to us.
+    Kill what it left running on this host, keep what its agent wrote (committed on the
+    branch), then count the takeover: the task to start over, or None (worker/recovery.py)."""
+    orphans.sweep_dead()
+    if task.status is TaskStatus.RUNNING:
+        path = deps.workspace.worktree_path(task.key)
+        if (path / ".git").exists():
+            left = Worktree(path, f"agent/{task.key}", "", True,
+                            deps.workspace.mirror_path(repo.name))  # fmt: skip
+            deps.workspace.clear_dead_locks(path, left.mirror, left.branch)
+            message = f"WIP: partial work, {task.key}: the worker running it stopped"
+            try:
+                await _commit_agent_work(task.status, repo, left, deps, message)
+            except (GitError, WorkspaceError) as exc:
+                log.warning("lost work not saved", extra={"task_key": task.key, "error": str(exc)})
+    return await take_over(deps.pool, task, now=datetime.now(UTC))
+
+
+async def _take_slot(journal: TaskJournal, repo: Repo, deps: WorkerDeps) -> bool:
+    """Move the task to `preparing` if its repo has a slot free (repos.max_parallel_tasks;
+    a task taken over holds its slot still); else queue its job again, a recheck interval
+    later, and return False. Count and move are one transaction under the repo's lock."""
+    task = journal.task
+    async with deps.pool.acquire() as conn, conn.transaction():
+        slots = RepoSlotRepo(conn)
+        await slots.lock(repo.id)
+        if task.status is TaskStatus.QUEUED and not await slots.free(repo.id, task.id, ACTIVE):
+            later = timedelta(seconds=deps.settings.recheck_seconds)
+            await JobQueue(conn).enqueue(RunTaskPayload(task_id=task.id),
+                                         priority=Priority.for_task(task.priority),
+                                         delay=later)  # fmt: skip
+            moved = None
+        else:
+            moved = await record_move(conn, task, TaskStatus.PREPARING)
+    extra = {"task_key": task.key, "repo": repo.name, "max_parallel": repo.max_parallel_tasks}
+    if moved is None:
+        log.info("task waits: its repo runs as many tasks as it may", extra=extra)
+        return False
+    log.info("task moved", extra={**extra, "from": task.status.value, "to": moved.status.value})
+    journal.task = moved
+    return True
 
 
 async def _work(
@@ -228,6 +291,30 @@ async def requeue_interrupted(task_id: int, deps: WorkerDeps) -> None:
     async with deps.pool.acquire() as conn, conn.transaction():
         await queue_task(conn, task)
     log.info("task requeued after shutdown", extra={"task_key": task.key})
+
+
+async def requeue_after_outage(task_id: int, deps: WorkerDeps) -> None:
+    """The database went away under the task's job: once it is back, put the task in the
+    queue again (a task still queued gets a new job). Tried for OUTAGE_PATIENCE_SECONDS;
+    after that, the recovery schedule finds the task (worker/recovery.py)."""
+    deadline, pause = time.monotonic() + OUTAGE_PATIENCE_SECONDS, 1.0
+    while True:
+        try:
+            task = await TaskRepo(deps.pool).by_id(task_id)
+            if task.status is not TaskStatus.QUEUED:
+                await requeue_interrupted(task_id, deps)
+                return
+            async with deps.pool.acquire() as conn, conn.transaction():
+                await JobQueue(conn).enqueue(RunTaskPayload(task_id=task.id),
+                                             priority=Priority.for_task(task.priority))  # fmt: skip
+            return
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() > deadline:
+                log.warning("task not requeued after the outage; the recovery will find it",
+                            extra={"task_id": task_id, "error": str(exc)})  # fmt: skip
+                return
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, 10.0)
 
 
 async def fail_crashed(task_id: int, deps: WorkerDeps, error: str) -> None:

@@ -30,6 +30,7 @@ from storage.repos import Repo
 from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_status import TaskStatus
 from storage.tasks import Task, TaskRepo
+from worker.agent_choice import primary_agent
 from worker.agents.base import AgentRequest, ErrorKind
 from worker.agents.registry import UnknownBackend
 from worker.backoff import must_wait, wait_or_give_up
@@ -72,9 +73,8 @@ async def plan(
     blocked when the budget stops it, or queued again when the model API refuses the run).
     `context`: the repo map and what happened before (worker/context.py)."""
     task = journal.task
-    name = task.agent_backend or repo.agent_backend
     try:
-        backend = deps.backend_for(repo, name)
+        agent = primary_agent(task, repo, deps)
     except UnknownBackend as exc:
         await journal.move(TaskStatus.FAILED, reason=str(exc))
         return
@@ -84,7 +84,7 @@ async def plan(
         return
     await journal.move(TaskStatus.PLANNING)
     plan_round = task.plan_round + 1
-    model = task.agent_model or repo.agent_model
+    name, model, backend = agent.name, agent.model, agent.backend
     home = deps.agent_homes / task.key
     home.mkdir(parents=True, exist_ok=True)
     start = await deps.workspace.head(worktree)

@@ -1,10 +1,14 @@
 """Run a child process with a watchdog: bounded output, a deadline, and no orphans left behind.
 
 Every command runs in its own session (so its own process group). Whatever happens (normal
-exit, deadline, or cancellation of the awaiting task), the whole group is terminated
-afterwards: SIGTERM, a grace period, then SIGKILL. Output is collected through a protocol
-that never stops reading, so a chatty child cannot deadlock on a full pipe, and only the
-tail of each stream is kept in memory.
+exit, deadline, cancellation of the awaiting task, or an error while waiting), the whole
+group is terminated afterwards: SIGTERM, a grace period, then SIGKILL. Output is collected
+through a protocol that never stops reading, so a chatty child cannot deadlock on a full
+pipe, and only the tail of each stream is kept in memory.
+
+When the worker itself is killed (SIGKILL, the OOM killer), none of that runs: the kernel
+then kills the command's first process (PR_SET_PDEATHSIG), and the next worker kills the
+rest of its group from the ledger of groups each worker keeps on disk (worker/orphans.py).
 
 Besides its own timeout, a command can have a moving deadline (`time_left`: a task's
 wall-time budget, which a person may raise while the command runs). It is asked at the start
@@ -23,6 +27,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from worker import orphans
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +202,12 @@ async def run_command(
         cwd=cwd,
         env=dict(env),
         start_new_session=True,
+        preexec_fn=orphans.die_with_parent(),  # one prctl call in the child: fork-safe
     )
     pgid = transport.get_pid()  # a session leader's pid is its process group id
+    ledger = orphans.current()
+    if ledger is not None:
+        ledger.record(pgid)
     try:
         if stdin_data is not None:
             stdin = transport.get_pipe_transport(0)
@@ -213,7 +223,7 @@ async def run_command(
         if not await _wait_for(protocol.pipes_closed, _PIPE_DRAIN_SECONDS):
             # A process that left the group (setsid) still holds our pipes: stop reading.
             log.warning("output pipes still open after exit", extra={"pid": pgid})
-    except asyncio.CancelledError:
+    except BaseException:  # cancelled, or the wait itself failed: no survivors either way
         stopped = False
         try:
             await _stop_group(pgid, kill_grace)
@@ -225,6 +235,8 @@ async def run_command(
         raise
     finally:
         transport.close()
+        if ledger is not None:
+            ledger.forget(pgid)
     return CommandResult(
         exit_code=transport.get_returncode() if exited else None,
         stdout=protocol.text(_STDOUT),

@@ -3,20 +3,26 @@
 What PgQueuer does by itself: a worker that dies mid-job (crash, SIGKILL, host lost) leaves
 its job row `picked`, and its heartbeat stops. The next dequeue of any worker takes a picked
 job whose heartbeat is older than the heartbeat timeout (WORKER_HEARTBEAT_SECONDS) over, and
-jobs.run_task starts an active task over from `preparing`. Those tasks are left alone here.
+jobs.run_task finds its task still active. It calls take_over() here, which counts that as a
+recovery too: the task starts over from `preparing` (on its branch, with what the lost run
+left in the worktree committed), and a task that took its worker down MAX_RECOVERIES times
+since it last ended (an agent that exhausts memory each time, so the OOM killer takes the
+worker with it) fails, saying so, instead of taking down one worker after another.
 
 What it does not cover, and this does: an active (or queued) task with no job that will
 ever run it. Its job row is gone (deleted with status `canceled` when a stopping worker
 interrupted it but could not requeue the task, e.g. the database was away; or deleted by
 hand) or held as `failed` (the job raised before moving the task on, and jobs.fail_crashed
 could not fail it either). Such a task is queued again with a new job, at most
-MAX_RECOVERIES times since it last ended; the next time it fails, saying why. A task whose
-cancel was requested is cancelled.
+MAX_RECOVERIES times since it last ended (takeovers count too); the next time it fails,
+saying why. A task whose cancel was requested is cancelled.
 
 Never against a live worker: only tasks untouched for the grace period are looked at; each
 is re-checked under a row lock; and the round is skipped while live workers (the `workers`
 table) report more running tasks than there are run_task jobs with a fresh heartbeat, which
-means some worker runs a task whose job row is missing, and we cannot tell which.
+means some worker runs a task whose job row is missing, and we cannot tell which. (A
+takeover trusts PgQueuer's job heartbeat alone: a worker whose event loop stalled for longer
+than WORKER_HEARTBEAT_SECONDS would look dead. Keep that timeout well above any stall.)
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from storage.db import Executor
 from storage.housekeeping import HousekeepingRepo
 from storage.task_events import EventKind, TaskEventRepo, record_move
+from storage.task_runs import RunOutcome, TaskRunRepo
 from storage.task_status import ACTIVE, TaskStatus
 from storage.tasks import Task
 from storage.workers import WorkerRepo
@@ -36,8 +44,10 @@ from worker.queue import JobQueue, Priority, queue_task
 
 log = logging.getLogger(__name__)
 
-MAX_RECOVERIES = 2  # requeues after a lost worker, per run of a task (a /retry starts over)
+# Requeues or takeovers after a lost worker, per run of a task (a /retry starts the count over).
+MAX_RECOVERIES = 2
 RECOVERABLE = ACTIVE | {TaskStatus.QUEUED}  # a queued task needs a job as much
+LOST_RUN = "worker_lost"  # error_class of an agent run whose worker died under it
 
 
 @dataclass(slots=True)
@@ -54,6 +64,56 @@ def lost_reason(status: TaskStatus, recovered: int) -> str:
     """Why a task fails after its job was lost once more than it may be recovered."""
     return (f"{_lost(status)} {_times(recovered + 1)}; it was queued again "
             f"{_times(recovered)} already, so it is not run again (/retry runs it)")  # fmt: skip
+
+
+def takeover_reason(status: TaskStatus, recovered: int) -> str:
+    """Why a task fails when its worker died under it once more than it may be recovered."""
+    return (f"{_lost(status)} {_times(recovered + 1)}, the last time while it was "
+            f"{status.value}; it was started again {_times(recovered)} already, so it is not "
+            "run again (/retry runs it)")  # fmt: skip
+
+
+async def take_over(pool: Pool, task: Task, *, now: datetime) -> Task | None:
+    """jobs.run_task found `task` active: the worker that ran its job died mid-task. Close
+    the agent runs it left open, then count the takeover (a task_recovered event with
+    "takeover": true) and return the task to start over; or, past MAX_RECOVERIES, fail it
+    and return None. None as well when the task moved on meanwhile. A task whose cancel was
+    requested is returned as it is, uncounted: the job cancels it."""
+    async with pool.acquire() as conn, conn.transaction():
+        housekeeping = HousekeepingRepo(conn)
+        locked = await housekeeping.lock_task(task.id, ACTIVE)
+        if locked is None:
+            return None
+        await _close_lost_runs(conn, task.id, now)
+        if locked.cancel_requested_at is not None:
+            return locked
+        recovered = await housekeeping.recoveries(task.id)
+        extra = {"task_key": task.key, "status": locked.status.value, "recovered": recovered}
+        if recovered >= MAX_RECOVERIES:
+            reason = takeover_reason(locked.status, recovered)
+            await record_move(conn, locked, TaskStatus.FAILED, reason=reason)
+            log.warning("task taken over too often: failed", extra=extra)
+            return None
+        recovery = {
+            "recovery": recovered + 1, "of": MAX_RECOVERIES, "takeover": True,
+            "reason": f"{_lost(locked.status)} while it was {locked.status.value}",
+        }  # fmt: skip
+        await TaskEventRepo(conn).add(task.id, EventKind.TASK_RECOVERED, recovery)
+        log.warning("task taken over from a dead worker", extra=extra)
+        return locked
+
+
+async def _close_lost_runs(db: Executor, task_id: int, now: datetime) -> None:
+    """End the agent runs a dead worker left open: failed, with no outcome of their own."""
+    runs = TaskRunRepo(db)
+    for run in await runs.for_task(task_id):
+        if run.finished_at is None:
+            seconds = max(0.0, (now - run.started_at).total_seconds())
+            await runs.finish(run.id, RunOutcome(
+                ok=False, exit_code=None, session_id=None, cost_usd=None, turns=None,
+                duration_seconds=seconds, error_class=LOST_RUN,
+                error_message="the worker running it stopped", output_tail="",
+            ))  # fmt: skip
 
 
 def _lost(status: TaskStatus) -> str:

@@ -2,7 +2,8 @@
 agent_started / agent_finished events. Shared by the plan phase and the implement attempts.
 
 The run's cost and turns go on the task here; its wall time is counted by the budget's
-meter around it (worker/budget.py), which also counts a run that is stopped."""
+meter around it (worker/budget.py), which also counts a run that is stopped. A fallback's
+run (worker/agent_choice.py) is a run of its own, under the fallback's backend and model."""
 
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ async def finish_run(
     await TaskRepo(deps.pool).add_spend(journal.task.id, cost_usd=cost or Decimal(0),
                                         turns=result.turns or 0,
                                         cost_unknown=result.ok and cost is None)  # fmt: skip
+    tokens = {"usage": result.usage} if result.usage else {}  # a CLI that counts no dollars
     await journal.event(
         EventKind.AGENT_FINISHED, phase=phase, attempt=attempt, ok=result.ok,
         exit_code=result.exit_code, error_kind=kind, error=result.error_message[:500],
         cost_usd=result.cost_usd, turns=result.turns, seconds=round(result.duration_seconds, 2),
         session_id=result.session_id, permission_denials=result.permission_denials[:20],
+        **tokens,
     )  # fmt: skip

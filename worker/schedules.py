@@ -46,6 +46,7 @@ REPORT = "daily_report"
 RECOVERY_GRACE = timedelta(seconds=60)  # at least; two heartbeats when those are slower
 WORKTREE_GRACE = timedelta(minutes=10)  # a task that ended sooner may still clean up itself
 REVIVE_WITHIN = timedelta(days=2)  # notifications older than this are not tried again
+RESTART_SECONDS = 5.0  # after the schedules' loop failed, before it starts again
 
 Clock = Callable[[], datetime]
 
@@ -169,7 +170,12 @@ async def running(deps: WorkerDeps, *, repo_maps: Path) -> AsyncIterator[Schedul
 
 
 async def _run(scheduler: SchedulerManager) -> None:
-    try:
-        await scheduler.run()
-    except Exception:  # the schedules stop; the worker goes on taking tasks
-        log.exception("housekeeping schedules stopped")
+    """Run the schedules until shutdown. PgQueuer's loop ends on the first failed query (a
+    database restart, say): then it is started again, a little later."""
+    while not scheduler.shutdown.is_set():
+        try:
+            await scheduler.run()
+        except Exception:  # the worker goes on taking tasks meanwhile
+            log.exception("housekeeping schedules stopped")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(scheduler.shutdown.wait(), RESTART_SECONDS)

@@ -1,9 +1,10 @@
-"""Worker settings: how many tasks at once, time limits, and the Claude Code CLI."""
+"""Worker settings: how many tasks at once, time limits, and the agent CLIs (Claude Code,
+Codex, Aider)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -75,3 +76,38 @@ class ClaudeSettings(BaseSettings):
     base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
 
     _split = field_validator("allowed_tools", mode="before")(split_list)
+
+
+class CodexSettings(BaseSettings):
+    """The OpenAI Codex CLI (`codex exec`). CODEX_API_KEY is also the variable codex reads."""
+
+    model_config = SettingsConfigDict(env_prefix="CODEX_", env_file=".env", extra="ignore")
+
+    executable: str = "codex"
+    api_key: SecretStr | None = None  # unset: codex's own login in the agent's HOME, if any
+    base_url: str | None = None  # an OpenAI-compatible endpoint (`-c openai_base_url=...`)
+    # Where the agent's commands may write: the worktree (codex's bubblewrap sandbox), or
+    # anywhere, for a worker whose container is the sandbox. The plan phase is read-only.
+    sandbox: Literal["workspace-write", "danger-full-access"] = "workspace-write"
+
+
+class AiderSettings(BaseSettings):
+    """Aider. Not AIDER_: aider reads every AIDER_<OPTION> variable as its own option (its
+    configargparse auto_env_var_prefix), so ours would collide with an operator's aider
+    configuration in the same environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEVSERVER_AIDER_", env_file=".env", extra="ignore"
+    )
+
+    executable: str = "aider"
+    # "openai=sk-...,anthropic=sk-ant-..." -> OPENAI_API_KEY, ANTHROPIC_API_KEY for aider only.
+    api_keys: SecretStr | None = None
+    openai_api_base: str | None = None
+
+    def api_key_map(self) -> dict[str, str]:
+        """provider -> key, from `api_keys`; pairs without a provider or key are skipped."""
+        if self.api_keys is None:
+            return {}
+        pairs = (item.partition("=") for item in self.api_keys.get_secret_value().split(","))
+        return {name.strip(): key.strip() for name, _, key in pairs if name.strip() and key.strip()}

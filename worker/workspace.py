@@ -271,6 +271,22 @@ class Workspace:
                 log.info("worktree directory removed", extra={"path": str(stale_path)})
         await run_git("worktree", "prune", cwd=mirror)
 
+    def clear_dead_locks(self, path: Path, mirror: Path, branch: str) -> list[Path]:
+        """Remove the lock files a killed git left for this task's worktree: its index lock
+        and its branch's ref lock. Only for a task whose worker died (its git died with it,
+        worker/orphans.py) and which no one else runs (the task row is ours); never the
+        mirror's shared locks, which a live worker's git may hold."""
+        candidates = [mirror / "refs" / "heads" / f"{branch}.lock"]
+        dotgit = path / ".git"
+        if dotgit.is_file():
+            gitdir = Path(dotgit.read_text().removeprefix("gitdir:").strip())
+            candidates.append(gitdir / "index.lock")
+        removed = [lock for lock in candidates if lock.is_file()]
+        for lock in removed:
+            lock.unlink(missing_ok=True)
+            log.warning("stale git lock removed", extra={"path": str(lock)})
+        return removed
+
     @contextlib.asynccontextmanager
     async def mirror_lock(self, mirror: Path) -> AsyncIterator[None]:
         """Serialise work on one mirror: within this process, then across processes."""

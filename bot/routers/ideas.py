@@ -248,7 +248,7 @@ async def cb_rm(query: CallbackQuery, callback_data: IdeaAction, deps: BotDeps,
                 raise UserError(texts.esc(idea_texts.not_empty(item, children))) from None
             note = idea_texts.deleted(item)
             view = await _show_folder(ideas, state, item.parent_id or 0, note=note)
-    await query.answer(texts.plain(note))
+    await query.answer(texts.plain(note, 200))  # an answer holds 200 characters
     await _edit(query, view)
 
 
@@ -320,7 +320,7 @@ async def cb_convert(query: CallbackQuery, callback_data: IdeaConvert, deps: Bot
     with _gone():
         idea = await _card_idea(ideas, data.idea_id)
     if idea.task_id is not None:
-        await query.answer(texts.plain(idea_texts.already_converted(idea)), show_alert=True)
+        await query.answer(texts.plain(idea_texts.already_converted(idea), 200), show_alert=True)
         await _edit(query, await _card(ideas, idea.id))
         return
     repos = [r for r in await RepoRepo(deps.pool).all() if r.active]

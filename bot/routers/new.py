@@ -20,11 +20,13 @@ from bot.actions import UserError
 from bot.callbacks import NewStep
 from bot.deps import BotDeps, Operator
 from bot.replies import not_modified_is_fine
+from storage.errors import NotFound
 from storage.repos import Repo, RepoRepo
 from storage.tasks import NewTask
 
 HTML = ParseMode.HTML
 TITLE_LIMIT = 200
+MODES = ("autonomous", "interactive")
 
 
 class NewTaskForm(StatesGroup):
@@ -122,10 +124,22 @@ async def cmd_new(message: Message, deps: BotDeps, state: FSMContext) -> None:
     )
 
 
+async def _picked_repo(deps: BotDeps, value: str) -> Repo:
+    """The active repository a button names; a forged or stale button is told so."""
+    repo_id = int(value) if value.isascii() and value.isdigit() else 0
+    try:
+        repo = await RepoRepo(deps.pool).by_id(repo_id) if 0 < repo_id < 2**63 else None
+    except NotFound:
+        repo = None
+    if repo is None or not repo.active:
+        raise UserError(texts.STALE_BUTTON)
+    return repo
+
+
 async def cb_repo(
     query: CallbackQuery, callback_data: NewStep, deps: BotDeps, state: FSMContext
 ) -> None:
-    repo = await RepoRepo(deps.pool).by_id(int(callback_data.value))
+    repo = await _picked_repo(deps, callback_data.value)
     await state.update_data(repo_id=str(repo.id), repo=repo.name)
     await state.set_state(NewTaskForm.text)
     await query.answer()
@@ -151,6 +165,9 @@ async def got_no_text(message: Message) -> None:
 async def cb_mode(
     query: CallbackQuery, callback_data: NewStep, deps: BotDeps, state: FSMContext
 ) -> None:
+    if callback_data.value not in MODES:  # a forged button
+        await query.answer("Unknown choice.", show_alert=True)
+        return
     data = await state.update_data(mode=callback_data.value)
     repo = await RepoRepo(deps.pool).by_id(int(data["repo_id"]))
     await state.set_state(NewTaskForm.flow)

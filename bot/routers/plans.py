@@ -40,7 +40,8 @@ async def cb_plan(query: CallbackQuery, callback_data: PlanAction, deps: BotDeps
                                        parse_mode=HTML)  # fmt: skip
         return
     task = await actions.decide_plan(deps.pool, data.task_id, data.round, data.action, operator)
-    await query.answer(texts.plain(plan_texts.plan_decided(task, data.action, operator.label)))
+    decided = plan_texts.plan_decided(task, data.action, operator.label)
+    await query.answer(texts.plain(decided, 200))
     if isinstance(query.message, Message):
         with contextlib.suppress(TelegramBadRequest):  # too old to edit: the buttons just stay
             await query.message.edit_reply_markup(reply_markup=None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiogram import Bot
 
-from bot import outbox as outbox_module
+from bot import notices as notices_module
 from bot.outbox import Outbox, Pacer
 from bot.replies import send_html
 from storage.artifacts import ArtifactKind, ArtifactRepo
@@ -206,7 +206,7 @@ async def test_a_series_over_the_limit_goes_per_commit_or_as_a_link(
 ) -> None:
     _, mbox, _ = _series(tmp_path)
     half = len(mbox) // 2 + 200
-    monkeypatch.setattr(outbox_module, "DOCUMENT_LIMIT", half)
+    monkeypatch.setattr(notices_module, "DOCUMENT_LIMIT", half)
     repo: Repo = await add_repo(pool)
     task = await _with_card(pool, fake_tg, await add_task(pool, repo))
     patches = {"0001-a.patch": b"first patch\n", "0002-b.patch": b"second patch\n"}

@@ -194,3 +194,18 @@ async def test_a_long_timeline_shows_the_newest_events_and_links_to_all(
     assert "task_created" in older
     assert "Back to the newest" in _text(older)
     assert "EventSource" not in older  # an older page is not live
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/tasks?q=%00", "/tasks?repo=%00", "/tasks?page=%C2%B2", "/tasks?priority=%C2%B2",
+     "/tasks?page=99999999999999999999999"],
+)  # fmt: skip
+async def test_odd_query_values_are_ignored_not_errors(
+    aiohttp_client: AiohttpClient, db_dsn: str, world: World, path: str
+) -> None:
+    client = await aiohttp_client(create_app(db_dsn))
+    response = await client.get(path)
+    assert response.status == 200
+    task_page = await client.get(f"/tasks/{world.done.key}?before=%C2%B2")
+    assert task_page.status == 200

@@ -201,4 +201,10 @@ CASES: dict[str, Case] = {
         "--dangerously-skip-permissions cannot be used with root/sudo privileges",)),
     "claude_error_stream_json_without_verbose": Case("agent.cli_usage", H, None, (
         "--output-format=stream-json requires --verbose",)),
+    # Codex CLI and Aider out of quota (tests/fixtures/codex/, tests/fixtures/aider/)
+    "codex_error_quota": Case("agent.quota", H, None, (
+        '{"type":"turn.failed","error":{"message":"Quota exceeded. Check your plan and billing '
+        'details."}}',)),
+    "aider_error_quota": Case("agent.quota", H, None, (
+        "You exceeded your current quota, please check your plan and billing details.",)),
 }  # fmt: skip

@@ -61,7 +61,8 @@ def test_fixture(name: str) -> None:
 def test_hard_classes() -> None:
     hard = {rule.key for rule in RULES if rule.severity is Severity.HARD}
     assert hard == {
-        "agent.cli_usage", "agent.prompt_too_long", "agent.budget", "agent.auth", "disk.full",
+        "agent.cli_usage", "agent.prompt_too_long", "agent.budget", "agent.auth", "agent.quota",
+        "disk.full",
         "git.merge_conflict", "git.not_a_repository", "shell.command_not_found",
         "shell.permission_denied",
     }  # fmt: skip

@@ -95,6 +95,13 @@ def test_parse_nothing_at_all() -> None:
         ({"subtype": "error_max_turns"}, ErrorKind.MAX_TURNS),
         ({"terminal_reason": "budget_exhausted"}, ErrorKind.BUDGET),
         ({"api_error_status": 418, "result": "teapot"}, ErrorKind.CRASH),
+        (
+            {
+                "api_error_status": 400,
+                "result": "API Error: 400 Your credit balance is too low to access the API.",
+            },
+            ErrorKind.QUOTA,
+        ),
     ],
 )
 def test_parse_error_mapping(fields: dict[str, object], kind: ErrorKind) -> None:

@@ -269,3 +269,20 @@ async def test_discard_changes_drops_leftovers_but_keeps_commits_and_ignored(
     assert not (worktree.path / "stray.log").exists()
     assert (worktree.path / "cache" / "x").exists()
     assert await workspace.head(worktree) == sha
+
+
+async def test_locks_a_killed_git_left_are_cleared_so_the_work_can_be_committed(
+    workspace: Workspace, upstream: Path
+) -> None:
+    worktree = await _worktree(workspace, upstream, "APP-9")
+    (worktree.path / "half.txt").write_text("written before the worker died\n")
+    gitdir = Path((worktree.path / ".git").read_text().removeprefix("gitdir:").strip())
+    (gitdir / "index.lock").write_text("")  # a `git add` killed with its worker
+    ref_lock = worktree.mirror / "refs" / "heads" / "agent" / "APP-9.lock"
+    ref_lock.write_text("")
+    with pytest.raises(GitError):
+        await workspace.commit_all(worktree, "blocked", AGENT_NAME, AGENT_EMAIL)
+    removed = workspace.clear_dead_locks(worktree.path, worktree.mirror, worktree.branch)
+    assert sorted(removed) == sorted([gitdir / "index.lock", ref_lock])
+    assert await workspace.commit_all(worktree, "saved", AGENT_NAME, AGENT_EMAIL) is not None
+    assert workspace.clear_dead_locks(worktree.path, worktree.mirror, worktree.branch) == []

@@ -16,6 +16,9 @@ class ErrorKind(StrEnum):
 
     RATE_LIMIT = "rate_limit"
     OVERLOADED = "overloaded"  # 529 and transient 5xx from the model API
+    # Out of credits or quota (OpenAI insufficient_quota, an empty workspace): waiting for a
+    # reset does not help, another backend or model (the repo's fallback) may.
+    QUOTA = "quota"
     AUTH = "auth"
     PROMPT_TOO_LONG = "prompt_too_long"
     MAX_TURNS = "max_turns"
@@ -60,6 +63,8 @@ class AgentResult:
     output_tail: str = ""  # last part of stdout+stderr, for logs and failure feedback
     permission_denials: list[str] = field(default_factory=list)  # "Tool: input summary"
     retry_at: datetime | None = None  # for RATE_LIMIT when the reset time is known
+    # Token counts when the CLI reports tokens but no dollars (codex): shown, never priced.
+    usage: dict[str, int] | None = None
 
 
 class AgentBackend(Protocol):

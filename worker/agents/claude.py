@@ -229,6 +229,8 @@ def _classify(event: Mapping[str, Any], text: str) -> ErrorKind:
         (ErrorKind.MAX_TURNS, subtype == "error_max_turns" or reason == "max_turns"),
         (ErrorKind.BUDGET, subtype == "error_max_budget_usd" or reason == "budget_exhausted"),
         (ErrorKind.RATE_LIMIT, status == 429 or error_type == "rate_limit_error"),
+        # Anthropic answers 400 "Your credit balance is too low to access the Anthropic API."
+        (ErrorKind.QUOTA, status == 402 or "credit balance is too low" in text.lower()),
         (
             ErrorKind.OVERLOADED,
             status in _OVERLOADED_STATUSES or error_type in ("overloaded_error", "api_error"),
