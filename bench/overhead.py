@@ -218,8 +218,8 @@ PHASES = (  # (label, event kind that ends the phase); each phase starts where t
     ("workspace (fetch, worktree)", "workspace_ready"),
     ("repo map, memory, prompt", "agent_started"),
     ("agent", "agent_finished"),
-    ("verify (no commands)", "verify_passed"),
-    ("commit, preflight, patches", "patches_generated"),
+    ("commit the agent's work, verify (none)", "verify_passed"),
+    ("preflight, patches, memory", "patches_generated"),
     ("done", "task_done"),
 )
 

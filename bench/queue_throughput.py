@@ -187,7 +187,10 @@ async def main() -> None:
         await apply_all(dsn)
         for label, slots in configs:
             print(f"== {label}", flush=True)
-            results.append(await one_config(dsn, scratch, label, slots, args.tasks))
+            result = await one_config(dsn, scratch, label, slots, args.tasks)
+            results.append(result)
+            print(f"   {result.seconds:.1f} s, {result.per_second:.1f} tasks/s, {result.statuses}",
+                  flush=True)  # fmt: skip
     finally:
         await admin_execute(base, f'DROP DATABASE "{name}" WITH (FORCE)')
     report(results)
