@@ -40,6 +40,10 @@ def is_outage(exc: BaseException) -> bool:
             return True
         if isinstance(seen, asyncpg.InterfaceError) and "connection is closed" in str(seen):
             return True
+        # A connection broken mid-statement can be left half-way in asyncpg's protocol; the
+        # pool's reset of it then fails like this (seen when PostgreSQL restarted).
+        if isinstance(seen, asyncpg.InternalClientError) and "in progress" in str(seen):
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
 

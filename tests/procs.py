@@ -22,7 +22,7 @@ def is_gone(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] in "ZX"
 
 
-async def wait_gone(pid: int, within: float = 3.0) -> bool:
+async def wait_gone(pid: int, within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if is_gone(pid):

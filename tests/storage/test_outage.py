@@ -15,6 +15,8 @@ def test_lost_and_refused_connections_are_outages_and_their_wrappers_too() -> No
     wrapped = Conflict("wrapped")
     wrapped.__cause__ = asyncpg.ConnectionDoesNotExistError("connection was closed")
     assert is_outage(wrapped)
+    assert is_outage(asyncpg.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress"))  # fmt: skip
     assert not is_outage(asyncpg.QueryCanceledError("statement timeout"))
     assert not is_outage(ValueError("a bug"))
 
