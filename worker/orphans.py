@@ -74,7 +74,12 @@ class Ledger:
             self._fd = None
 
     def record(self, pgid: int) -> None:
-        (self.groups / str(pgid)).write_text(start_time(pgid) or "")
+        """Best effort: a group not on record is still stopped by its own command's end;
+        only a sweep after a crash would miss it."""
+        try:
+            (self.groups / str(pgid)).write_text(start_time(pgid) or "")
+        except OSError as exc:  # the ledger was closed meanwhile, or the disk is full
+            log.warning("process group not recorded", extra={"pgid": pgid, "error": str(exc)})
 
     def forget(self, pgid: int) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -206,9 +206,9 @@ async def run_command(
     )
     pgid = transport.get_pid()  # a session leader's pid is its process group id
     ledger = orphans.current()
-    if ledger is not None:
-        ledger.record(pgid)
     try:
+        if ledger is not None:  # inside the try: whatever fails from here stops the group
+            ledger.record(pgid)
         if stdin_data is not None:
             stdin = transport.get_pipe_transport(0)
             if isinstance(stdin, asyncio.WriteTransport):
