@@ -171,6 +171,33 @@ async def _wait_exit(
             return True
 
 
+async def _start(
+    spawn: Awaitable[tuple[asyncio.SubprocessTransport, _Collector]],
+) -> tuple[asyncio.SubprocessTransport, _Collector]:
+    """Await the start of a child; a cancellation meanwhile kills its whole group.
+
+    asyncio's own clean-up of a start cancelled half-way kills only the first process and
+    then waits for its pipes to close, which a grandchild holding them may never do. So the
+    start itself is never cancelled: once it has finished, the group is killed.
+    """
+    starting = asyncio.ensure_future(spawn)
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_kill_started)
+        with contextlib.suppress(BaseException):  # cancelled again: the callback still kills
+            await asyncio.shield(starting)
+        raise
+
+
+def _kill_started(starting: asyncio.Future[tuple[asyncio.SubprocessTransport, _Collector]]) -> None:
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    transport, _ = starting.result()
+    _signal_group(transport.get_pid(), signal.SIGKILL)
+    transport.close()
+
+
 async def run_command(
     argv: Sequence[str],
     *,
@@ -193,16 +220,18 @@ async def run_command(
     """
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    transport, protocol = await loop.subprocess_exec(
-        lambda: _Collector(loop, max_output_bytes, merge_stderr),
-        *argv,
-        stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env),
-        start_new_session=True,
-        preexec_fn=orphans.die_with_parent(),  # one prctl call in the child: fork-safe
+    transport, protocol = await _start(
+        loop.subprocess_exec(
+            lambda: _Collector(loop, max_output_bytes, merge_stderr),
+            *argv,
+            stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+            preexec_fn=orphans.die_with_parent(),  # one prctl call in the child: fork-safe
+        )
     )
     pgid = transport.get_pid()  # a session leader's pid is its process group id
     ledger = orphans.current()

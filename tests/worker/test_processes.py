@@ -179,6 +179,37 @@ async def test_cancellation_kills_the_group(tmp_path: Path) -> None:
         assert await wait_gone(pid)
 
 
+def started_in(cwd: Path) -> bool:
+    """Whether some process runs in `cwd` (the child has been forked and has exec'd)."""
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if entry.isdigit() and os.readlink(f"/proc/{entry}/cwd") == str(cwd):
+                return True
+    return False
+
+
+async def test_cancellation_while_the_command_starts_kills_the_group(tmp_path: Path) -> None:
+    # Cancelled after the fork but before asyncio has connected the pipes: asyncio's own
+    # clean-up kills only the first process and then waits for pipes the grandchild holds.
+    pid_file = tmp_path / "pids"
+    script = f"sleep 300 & echo $$ $! > {pid_file}; sleep 300"
+    task = asyncio.create_task(
+        run_command(["/bin/sh", "-c", script], cwd=tmp_path, env=ENV, timeout=60, kill_grace=1)
+    )
+    while not started_in(tmp_path):  # noqa: ASYNC110 (one loop step at a time: pipes stay unconnected)
+        await asyncio.sleep(0)
+    deadline = time.monotonic() + 5
+    while not pids_in(pid_file) and time.monotonic() < deadline:
+        time.sleep(0.01)  # noqa: ASYNC251 (blocks the loop on purpose: the start cannot finish)
+    pids = pids_in(pid_file)
+    assert pids
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 20)
+    for pid in pids:
+        assert await wait_gone(pid)
+
+
 async def test_background_grandchild_holding_pipes_does_not_hang(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     # The shell exits at once; its background sleep inherited stdout and keeps it open.
