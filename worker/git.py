@@ -85,16 +85,18 @@ async def run_git(
     seconds, or on cancellation, the process is killed before the exception propagates.
     """
     argv = ("git", *args)
+    environment = git_env(env)
+    program, die_with_parent = orphans.dying_with_parent(argv, environment)
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *program,
         cwd=cwd,
-        env=git_env(env),
+        env=environment,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # A worker killed mid-command takes its git with it: no fetch or push of a dead
         # worker goes on beside the next one's in the same mirror.
-        preexec_fn=orphans.die_with_parent(),
+        preexec_fn=die_with_parent,
     )
     try:
         async with asyncio.timeout(time_limit):

@@ -6,7 +6,11 @@ native code) stops nothing, and nothing else would: its agents would go on editi
 that the next worker is about to use. Two measures, both in processes.run_command:
 
 1. PR_SET_PDEATHSIG (Linux): the kernel SIGKILLs each command's first process the moment the
-   worker dies. It covers that process only; whatever it started lives on.
+   worker dies. It covers that process only; whatever it started lives on. The command is
+   started through util-linux's `setpriv --pdeathsig KILL`, which sets it and then execs the
+   command (same process): a preexec_fn would do the same but forces Python to fork() the
+   whole worker instead of vfork(), some 6 to 15 ms of blocked event loop per command against
+   about 1.5 (bench/RESULTS.md). Without setpriv the preexec_fn is the fallback.
 2. This ledger on disk, under DEVSERVER_HOME/run. Each worker process holds an exclusive
    flock(2) on `<worker id>.lock` for its lifetime and records the process group of each
    command it runs in `<worker id>/<pgid>` (the file holds the group leader's start time).
@@ -33,7 +37,7 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -230,3 +234,29 @@ def die_with_parent() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, where it can set the parent-death signal (Linux)."""
+    return shutil.which("setpriv") if _prctl() is not None else None
+
+
+def dying_with_parent(
+    argv: Sequence[str], env: Mapping[str, str] | None
+) -> tuple[list[str], Callable[[], None] | None]:
+    """The argv and preexec_fn that start `argv` so that it dies with this process.
+
+    Through setpriv where there is one, with the program resolved here on the child's PATH
+    (`env`'s, else ours) so that a missing program still raises FileNotFoundError as it would
+    without the wrapper; else the argv as it is with the preexec_fn of die_with_parent().
+    """
+    setpriv = _setpriv()
+    program = argv[0] if argv else ""
+    if setpriv is None or not program or (os.sep in program and not os.path.isabs(program)):
+        return list(argv), die_with_parent()  # a path relative to the child's cwd: as it is
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = program if os.sep in program else shutil.which(program, path=path)
+    if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
+    return [setpriv, "--pdeathsig", "KILL", "--", found, *argv[1:]], None

@@ -220,17 +220,18 @@ async def run_command(
     """
     loop = asyncio.get_running_loop()
     started = time.monotonic()
+    program, die_with_parent = orphans.dying_with_parent(argv, env)
     transport, protocol = await _start(
         loop.subprocess_exec(
             lambda: _Collector(loop, max_output_bytes, merge_stderr),
-            *argv,
+            *program,
             stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=orphans.die_with_parent(),  # one prctl call in the child: fork-safe
+            preexec_fn=die_with_parent,  # None with setpriv: then Python can vfork()
         )
     )
     pgid = transport.get_pid()  # a session leader's pid is its process group id

@@ -13,7 +13,8 @@ import pytest
 from tests.procs import wait_gone
 from worker.processes import join_output, run_command, tail
 
-FAKES = Path(__file__).resolve().parents[1] / "fakes" / "agents"
+ROOT = Path(__file__).resolve().parents[2]
+FAKES = ROOT / "tests" / "fakes" / "agents"
 ENV = {"PATH": os.environ.get("PATH", os.defpath)}
 
 
@@ -279,3 +280,47 @@ def test_join_output() -> None:
     assert join_output("out\n", "err") == "out\nerr"
     assert join_output("", "err") == "err"
     assert join_output("out", "") == "out"
+
+
+async def test_missing_program_on_the_path_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        await run_command(["devserver-no-such-program"], cwd=tmp_path, env=ENV, timeout=5)
+
+
+PARENT = """
+import asyncio, sys
+from pathlib import Path
+from worker.git import run_git
+from worker.processes import run_command
+
+async def main():
+    here = Path(sys.argv[1])
+    await asyncio.gather(
+        run_command(["sleep", "300"], cwd=here, env={"PATH": "/usr/bin:/bin"}, timeout=300),
+        run_git("-c", "alias.wait=!sleep 300", "wait", cwd=here),
+    )
+
+asyncio.run(main())
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+async def test_commands_and_git_die_with_the_process_that_started_them(tmp_path: Path) -> None:
+    # The first process of each: what the kernel kills (PR_SET_PDEATHSIG through setpriv).
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, str(tmp_path), cwd=ROOT, env={**os.environ, **ENV}
+    )
+    deadline = time.monotonic() + 20
+    children: list[int] = []
+    while len(children) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        children = children_of(parent.pid)
+    assert len(children) == 2, children
+    parent.kill()
+    await parent.wait()
+    for pid in children:
+        assert await wait_gone(pid)
