@@ -31,6 +31,7 @@ from pathlib import Path
 
 from storage.housekeeping import HousekeepingRepo, RepoState, TaskState
 from storage.task_status import TERMINAL, TaskStatus
+from worker import spares
 from worker.deps import Pool
 from worker.git import run_git
 from worker.workspace import BRANCH_PREFIX, TASK_KEY_PATTERN, Workspace
@@ -148,14 +149,15 @@ def _in_use(mirror: Path) -> bool:
 
 
 def _linked_worktrees(mirror: Path) -> list[Path]:
-    """Worktrees registered in the mirror whose directory still exists."""
+    """Worktrees registered in the mirror whose directory still exists (not its spares,
+    which live inside it and go with it)."""
     found = []
     for entry in sorted((mirror / "worktrees").glob("*/gitdir")):
         try:
             git_file = Path(entry.read_text(encoding="utf-8").strip())
         except (OSError, UnicodeDecodeError):
             continue
-        if git_file.parent.is_dir():
+        if git_file.parent.is_dir() and not spares.is_spare(mirror, git_file.parent):
             found.append(git_file.parent)
     return found
 

@@ -5,6 +5,8 @@ Layout under `root`:
     mirrors/<repo_name>.git    bare mirror; upstream branches live in refs/remotes/origin/*,
                                our task branches (agent/<KEY>) in refs/heads/*
     mirrors/<repo_name>.lock   flock(2) file serialising every change to that mirror
+    mirrors/<repo_name>.git/spares/<id>
+                               finished tasks' worktrees kept for the next (worker/spares.py)
     worktrees/<TASK_KEY>       the task's worktree, on branch agent/<TASK_KEY>
 
 Fetches only write refs/remotes/origin/* (and tags), so they never touch a task branch,
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker import spares
 from worker.git import GitError, run_git
 
 log = logging.getLogger(__name__)
@@ -157,18 +160,24 @@ class Workspace:
             if upstream_commit is None:
                 raise GitError(("git", "rev-parse", upstream), 1, f"{upstream} not found")
             self.worktrees_dir.mkdir(parents=True, exist_ok=True)
-            if await _resolve_commit(mirror, f"refs/heads/{branch}") is None:
-                await run_git(
-                    "worktree", "add", "--quiet", "-b", branch, str(path), upstream_commit,
-                    cwd=mirror,
-                )  # fmt: skip
-                base_commit, resumed = upstream_commit, False
-            else:
-                await run_git("worktree", "add", "--quiet", str(path), branch, cwd=mirror)
+            resumed = await _resolve_commit(mirror, f"refs/heads/{branch}") is not None
+            start = None if resumed else upstream_commit
+            if not await spares.take(mirror, path, branch, start):
+                if path.exists():  # a spare that failed half-way
+                    await self.remove_stale(mirror, path, branch)
+                if resumed:
+                    await run_git("worktree", "add", "--quiet", str(path), branch, cwd=mirror)
+                else:
+                    await run_git(
+                        "worktree", "add", "--quiet", "-b", branch, str(path), upstream_commit,
+                        cwd=mirror,
+                    )  # fmt: skip
+            base_commit = upstream_commit
+            if resumed:
                 merge_base = await run_git(
                     "merge-base", f"refs/heads/{branch}", upstream_commit, cwd=mirror
                 )
-                base_commit, resumed = merge_base.text, True
+                base_commit = merge_base.text
         log.info(
             "worktree created",
             extra={"task_key": task_key, "branch": branch, "resumed": resumed},
@@ -218,9 +227,11 @@ class Workspace:
         return result.text
 
     async def remove_worktree(self, worktree: Worktree) -> None:
-        """Delete the worktree directory and its registration; the branch stays."""
+        """Take the worktree away: kept as a spare for the next task where it can be, else
+        deleted with its registration. The branch stays."""
         async with self.mirror_lock(worktree.mirror):
-            await self.remove_stale(worktree.mirror, worktree.path, worktree.branch)
+            if not await spares.park(worktree.mirror, worktree.path):
+                await self.remove_stale(worktree.mirror, worktree.path, worktree.branch)
         log.info("worktree removed", extra={"branch": worktree.branch})
 
     async def _create_mirror(

@@ -17,7 +17,7 @@ from storage.task_status import TaskStatus
 from storage.tasks import NewTask, Task, TaskRepo
 from tests.gitrepos import git
 from tests.worker.running import Pool
-from worker import gc
+from worker import gc, spares
 from worker.queue import submit_task
 from worker.workspace import Workspace, Worktree
 
@@ -148,7 +148,10 @@ async def test_a_removed_repos_mirror_goes_an_inactive_ones_stays_under_budget(
     await _repo(pool, upstream, "old")
     await pool.execute("UPDATE repos SET active = false WHERE name = 'old'")
     for name in ("demo", "old", "gone"):
-        await workspace.sync_mirror(name, str(upstream))
+        mirror = await workspace.sync_mirror(name, str(upstream))
+        finished = await workspace.create_worktree(mirror, "DEMO-1", "main")
+        await workspace.remove_worktree(finished)  # kept as a spare, inside the mirror
+        assert spares.listed(mirror)
     (workspace.mirrors_dir / "new.git.partial" / "objects").mkdir(parents=True)  # a crash's
     result = await gc.collect(pool, workspace, tmp_path / "maps", now=_later(), limits=LIMITS)
     assert result.mirrors == ["gone"]
