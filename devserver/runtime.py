@@ -14,6 +14,7 @@ from storage.db import ensure_database
 from storage.embedded import start_embedded
 from web.app import run_web
 from worker.app import run_worker
+from worker.processes import watch_children_by_pidfd
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ Service = Callable[[str, Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def _worker(dsn: str, s: Settings, stop: asyncio.Event) -> None:
+    watch_children_by_pidfd()
     await run_worker(dsn, s.worker, s.claude, s.home, stop, memory=s.memory,
                      forge_env=s.environment, codex=s.codex, aider=s.aider)  # fmt: skip
 

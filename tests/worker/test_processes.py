@@ -291,10 +291,13 @@ PARENT = """
 import asyncio, sys
 from pathlib import Path
 from worker.git import run_git
-from worker.processes import run_command
+from worker.processes import run_command, watch_children_by_pidfd
 
 async def main():
+    watch_children_by_pidfd()
     here = Path(sys.argv[1])
+    done = await run_command(["sh", "-c", "exit 7"], cwd=here, env={"PATH": "/bin"}, timeout=9)
+    assert done.exit_code == 7, done  # children watched as the worker watches them
     await asyncio.gather(
         run_command(["sleep", "300"], cwd=here, env={"PATH": "/usr/bin:/bin"}, timeout=300),
         run_git("-c", "alias.wait=!sleep 300", "wait", cwd=here),
