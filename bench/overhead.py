@@ -181,6 +181,18 @@ async def run_task(
     return task.id, elapsed
 
 
+async def database_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    """Transactions committed and rows written in this database so far (every client's,
+    the bench's few included); the statistics lag up to a second, hence the pause."""
+    await asyncio.sleep(1.0)
+    row = await pool.fetchrow(
+        "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
+        "WHERE datname = current_database()"
+    )
+    assert row is not None
+    return dict(row)
+
+
 # --- where the time goes --------------------------------------------------------------------
 
 
@@ -271,9 +283,12 @@ async def bench_size(
         async with worker_process(dsn, home, None):
             _, first = await run_task(pool, waiter, repo.id, "First task: clone and cold map")
             pipeline, floors = [], []
+            before = await database_counts(pool)
             for number in range(tasks):
                 pipeline.append((await run_task(pool, waiter, repo.id, f"Task {number}"))[1])
                 floors.append(floor.run())
+            after = await database_counts(pool)
+        result["db_per_task"] = {k: (after[k] - before[k]) / tasks for k in after}
         trace = scratch / f"trace-{files}.json"
         floor_trace = scratch / f"floor-trace-{files}.json"
         explained: list[dict[str, float]] = []
@@ -308,6 +323,11 @@ def report(results: list[dict[str, object]], tasks: int, explain: int) -> None:
         print(f"| {r['files']:,} | {r['first_s']:.2f} | {statistics.median(pipe):.3f} | "
               f"{pct(pipe, 0.95):.3f} | {statistics.median(floor):.3f} | {pct(floor, 0.95):.3f} "
               f"| {ratio:.2f}x | <= 1.5x |")  # fmt: skip
+    for r in results:
+        counts = r["db_per_task"]
+        assert isinstance(counts, dict)
+        print(f"- {r['files']:,} files, PostgreSQL per task: " + ", ".join(
+            f"{name} {value:.0f}" for name, value in counts.items()))  # fmt: skip
     if not explain:
         return
     print(f"\nWhere the pipeline's time goes ({explain} traced tasks per size; medians, s):\n")

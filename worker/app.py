@@ -157,7 +157,11 @@ async def create_worker(
     `codex`, `aider`: those agent CLIs' settings (default: read from the environment here)."""
     memory = memory or EmbedderSettings()
     codex, aider = codex or CodexSettings(), aider or AiderSettings()
-    pool = await create_pool(dsn, min_size=1, max_size=max(4, settings.concurrency * 2))
+    # session_free: worker code and PgQueuer's queries leave no session state; LISTENs use
+    # connections of their own (worker/control.py, worker/queue_driver.py).
+    pool = await create_pool(
+        dsn, min_size=1, max_size=max(4, settings.concurrency * 2), session_free=True
+    )
     control = WorkerControl()
     listener = asyncio.create_task(control.listen(dsn, settings.recheck_seconds))
     running, stop_beating, this_worker = RunningCount(), asyncio.Event(), worker_id()

@@ -286,3 +286,17 @@ async def test_locks_a_killed_git_left_are_cleared_so_the_work_can_be_committed(
     assert sorted(removed) == sorted([gitdir / "index.lock", ref_lock])
     assert await workspace.commit_all(worktree, "saved", AGENT_NAME, AGENT_EMAIL) is not None
     assert workspace.clear_dead_locks(worktree.path, worktree.mirror, worktree.branch) == []
+
+
+async def test_a_changed_source_is_fetched_and_pushed_to_from_then_on(
+    workspace: Workspace, upstream: Path, tmp_path: Path
+) -> None:
+    mirror = await workspace.sync_mirror("app", str(upstream))
+    moved = make_repo(tmp_path / "moved", {"MOVED.md": "new home\n"})
+    await workspace.sync_mirror("app", str(moved))
+    assert git(mirror, "config", "remote.origin.url") == str(moved)
+    assert git(mirror, "rev-parse", "refs/remotes/origin/main") == git(moved, "rev-parse", "HEAD")
+    await workspace.sync_mirror("app", str(moved))  # unchanged: nothing to set again
+    assert git(mirror, "config", "--get-all", "remote.origin.fetch") == (
+        "+refs/heads/*:refs/remotes/origin/*"
+    )

@@ -47,6 +47,20 @@ def agent_environment(
 async def set_identity(home: Path, name: str, email: str) -> None:
     """Write the git identity into the agent's HOME (its ~/.gitconfig), so commits the agent
     makes itself are authored as the repo's configured identity."""
-    config = str(home / ".gitconfig")
+    config = home / ".gitconfig"
+    if not config.exists():  # a new home (the usual case): one write instead of three gits
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            f"[user]\n\tname = {_quoted(name)}\n\temail = {_quoted(email)}\n"
+            "[commit]\n\tgpgsign = false\n",
+            encoding="utf-8",
+        )
+        return
     for key, value in (("user.name", name), ("user.email", email), ("commit.gpgsign", "false")):
-        await run_git("config", "--file", config, key, value)
+        await run_git("config", "--file", str(config), key, value)
+
+
+def _quoted(value: str) -> str:
+    """A git config value in double quotes, with the escapes git reads back."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\t", "\\t") + '"'
