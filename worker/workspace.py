@@ -271,11 +271,13 @@ class Workspace:
         listing = await run_git("worktree", "list", "--porcelain", cwd=mirror)
         stale = {path}
         entry_path: Path | None = None
+        prunable = False  # a registration whose directory is gone (git marks it so)
         for line in listing.text.splitlines():
             if line.startswith("worktree "):
                 entry_path = Path(line.removeprefix("worktree "))
             elif line == f"branch refs/heads/{branch}" and entry_path is not None:
                 stale.add(entry_path)
+            prunable = prunable or line.startswith("prunable")
         for stale_path in stale:
             if stale_path.exists():
                 await run_git(
@@ -284,8 +286,10 @@ class Workspace:
                 )  # fmt: skip
                 if stale_path.exists():
                     await asyncio.to_thread(shutil.rmtree, stale_path, ignore_errors=True)
+                    prunable = True
                 log.info("worktree directory removed", extra={"path": str(stale_path)})
-        await run_git("worktree", "prune", cwd=mirror)
+        if prunable:
+            await run_git("worktree", "prune", cwd=mirror)
 
     def clear_dead_locks(self, path: Path, mirror: Path, branch: str) -> list[Path]:
         """Remove the lock files a killed git left for this task's worktree: its index lock
