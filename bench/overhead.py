@@ -183,8 +183,9 @@ async def run_task(
 
 async def database_counts(pool: asyncpg.Pool) -> dict[str, int]:
     """Transactions committed and rows written in this database so far (every client's,
-    the bench's few included); the statistics lag up to a second, hence the pause."""
-    await asyncio.sleep(1.0)
+    the bench's few included); each backend reports them when it has been idle a second or
+    so, hence the pause, and the figures are approximate."""
+    await asyncio.sleep(2.0)
     row = await pool.fetchrow(
         "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
         "WHERE datname = current_database()"
