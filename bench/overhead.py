@@ -226,8 +226,8 @@ def _subcommand(argv: list[str]) -> str:
     return "?"
 
 
-PHASES = (  # (label, event kind that ends the phase); each phase starts where the last ended
-    ("queue pickup -> preparing", "status_changed"),
+PHASES = (  # (label, event that ends the phase); each phase starts where the last ended
+    ("queue pickup -> preparing", "status_changed:preparing"),
     ("workspace (fetch, worktree)", "workspace_ready"),
     ("repo map, memory, prompt", "agent_started"),
     ("agent", "agent_finished"),
@@ -240,13 +240,14 @@ PHASES = (  # (label, event kind that ends the phase); each phase starts where t
 async def phases(pool: asyncpg.Pool, task_id: int) -> dict[str, float]:
     """Seconds per phase from the task's events (each stamped with its transaction's start)."""
     created = await pool.fetchval("SELECT created_at FROM tasks WHERE id = $1", task_id)
-    rows = await pool.fetch("SELECT kind, created_at FROM task_events WHERE task_id = $1 "
-                            "ORDER BY id", task_id)  # fmt: skip
+    rows = await pool.fetch("SELECT kind, payload->>'to' AS moved_to, created_at "
+                            "FROM task_events WHERE task_id = $1 ORDER BY id", task_id)  # fmt: skip
     out: dict[str, float] = {}
     last = created
-    for label, kind in PHASES:
-        at = next((r["created_at"] for r in rows if r["kind"] == kind
-                   and r["created_at"] >= last), None)  # fmt: skip
+    for label, ends in PHASES:
+        kind, _, moved_to = ends.partition(":")
+        at = next((r["created_at"] for r in rows if r["kind"] == kind and r["created_at"] >= last
+                   and (not moved_to or r["moved_to"] == moved_to)), None)  # fmt: skip
         if at is None:
             continue
         out[label] = (at - last).total_seconds()
