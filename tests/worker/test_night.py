@@ -27,7 +27,9 @@ from worker import jobs, night
 from worker.payloads import NightTickPayload
 from worker.queue import submit_task
 
-START = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
+# The injected clock starts just after the real one: the database stamps `started_at` itself,
+# and a night must end after it started.
+START = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
 CHAT = 1001
 
 
