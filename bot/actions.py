@@ -225,9 +225,13 @@ async def log_text(pool: Pool, task: Task) -> str:
     return texts.log_text(task, runs[-3:], events)
 
 
-async def patches(pool: Pool, task: Task) -> list[tuple[str, bytes]]:
-    """The task's per-commit patch files, in order."""
+async def patches(pool: Pool, task: Task, *, whole_up_to: int) -> list[tuple[str, bytes]]:
+    """The task's series as one `KEY.mbox` when it is at most `whole_up_to` bytes, else its
+    per-commit patch files in order; [] when it has no commits."""
     async with pool.acquire() as conn:
         artifacts = ArtifactRepo(conn)
-        names = [a.filename for a in await artifacts.for_task(task.id) if a.kind == "patch"]
-        return [(name, await artifacts.content(task.id, name)) for name in sorted(names)]
+        sizes = {a.filename: a.size for a in await artifacts.for_task(task.id)}
+        if sizes.get("combined.mbox", whole_up_to + 1) <= whole_up_to:
+            return [(f"{task.key}.mbox", await artifacts.content(task.id, "combined.mbox"))]
+        names = sorted(name for name in sizes if name.endswith(".patch"))
+        return [(name, await artifacts.content(task.id, name)) for name in names]

@@ -12,6 +12,8 @@ from bot import actions, keyboards, new_texts, texts
 from bot.actions import UserError
 from bot.callbacks import TaskAction, TaskOpen, TaskPage
 from bot.deps import BotDeps, Operator
+from bot.mbox import mbox_stats
+from bot.notices import DOCUMENT_LIMIT
 from bot.replies import not_modified_is_fine
 from storage.task_status import TaskStatus
 from storage.tasks import Task, TaskRepo
@@ -56,12 +58,20 @@ async def _send_log(message: Message, deps: BotDeps, task: Task) -> None:
 
 
 async def _send_patches(message: Message, deps: BotDeps, task: Task) -> None:
-    files = await actions.patches(deps.pool, task)
+    """As the task's end sent them: the whole series with its summary and the command that
+    applies it, or (over Telegram's limit) one numbered patch per commit."""
+    files = await actions.patches(deps.pool, task, whole_up_to=DOCUMENT_LIMIT)
     if not files:
         await message.answer(texts.no_patches(task), parse_mode=HTML)
         return
-    for name, content in files:
-        await message.answer_document(BufferedInputFile(content, filename=name))
+    for number, (name, content) in enumerate(files, 1):
+        caption = (
+            texts.mbox_caption(task, mbox_stats(content), name)
+            if name.endswith(".mbox")
+            else texts.split_patch_caption(task, number, len(files))
+        )
+        document = BufferedInputFile(content, filename=name)
+        await message.answer_document(document, caption=caption, parse_mode=HTML)
 
 
 async def _page(deps: BotDeps, status: str, before: int | None) -> tuple[str, keyboards.Markup]:

@@ -4,12 +4,15 @@ against the fake Bot API, with a real database."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from aiogram import Bot
 
 from bot.app import build_dispatcher
 from bot.callbacks import NewStep, TaskAction, TaskPage
 from bot.deps import BotDeps
+from bot.routers import tasks as tasks_router
 from storage.artifacts import ArtifactKind, ArtifactRepo
 from storage.task_events import TaskEventRepo
 from storage.task_runs import RunOutcome, TaskRunRepo
@@ -19,6 +22,7 @@ from storage.worker_state import WorkerStateRepo
 from tests.bot.updates import as_update, callback_update, message_update
 from tests.bot.world import ALICE, MALLORY, Pool, add_repo, add_task, make_deps
 from tests.fakes.telegram import FakeTelegram
+from tests.gitrepos import commit_file, git, make_repo
 
 
 async def _say(bot: Bot, deps: BotDeps, text: str, user: int = ALICE, **kw: object) -> None:
@@ -313,20 +317,36 @@ async def test_a_button_for_a_task_that_is_gone_is_answered_politely(
     assert "out of date" in fake_tg.last("answerCallbackQuery").params["text"]
 
 
-async def test_patches_button_sends_each_commit_as_a_file(
-    bot: Bot, fake_tg: FakeTelegram, pool: Pool
+async def test_patches_button_sends_the_series_as_the_end_of_the_task_did(
+    bot: Bot, fake_tg: FakeTelegram, pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deps = make_deps(pool)
     repo = await add_repo(pool)
     done = await add_task(pool, repo, status=TaskStatus.DONE)
+    upstream = make_repo(tmp_path / "up", {"README.md": "hello\n"})
+    commit_file(upstream, "a.txt", "one\n", "Add a")
+    commit_file(upstream, "b.txt", "two\n", "Add b")
+    mbox = git(upstream, "format-patch", "--stdout", "HEAD~2").encode()
     artifacts = ArtifactRepo(pool)
-    await artifacts.put(done.id, ArtifactKind.MBOX, "combined.mbox", b"both\n")
+    await artifacts.put(done.id, ArtifactKind.MBOX, "combined.mbox", mbox)
     await artifacts.put(done.id, ArtifactKind.PATCH, "0002-second.patch", b"two\n")
     await artifacts.put(done.id, ArtifactKind.PATCH, "0001-first.patch", b"one\n")
     card = fake_tg.add_message(ALICE, "card")
     await _press(bot, deps, TaskAction(action="patches", task_id=done.id).pack(), message=card)
-    files = [c.files["document"] for c in fake_tg.sent("sendDocument")]
-    assert files == [("0001-first.patch", b"one\n"), ("0002-second.patch", b"two\n")]
+    (whole,) = fake_tg.sent("sendDocument")
+    assert whole.files["document"] == (f"{done.key}.mbox", mbox)
+    caption = whole.params["caption"]
+    assert "2 commit(s), 2 file(s) changed, +2 -0" in caption
+    assert f"git am --3way {done.key}.mbox" in caption
+
+    monkeypatch.setattr(tasks_router, "DOCUMENT_LIMIT", len(mbox) - 1)  # over Telegram's limit
+    await _press(bot, deps, TaskAction(action="patches", task_id=done.id).pack(), message=card)
+    per_commit = fake_tg.sent("sendDocument")[1:]
+    assert [c.files["document"] for c in per_commit] == [
+        ("0001-first.patch", b"one\n"),
+        ("0002-second.patch", b"two\n"),
+    ]
+    assert "patch 1 of 2" in per_commit[0].params["caption"]
     failed = await add_task(pool, repo, status=TaskStatus.FAILED)
     await _press(bot, deps, TaskAction(action="patches", task_id=failed.id).pack(), message=card)
     assert "has no patches" in fake_tg.last("sendMessage").params["text"]
