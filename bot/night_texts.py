@@ -65,8 +65,13 @@ def summary(night: Night, fed: list[Fed], zone: tzinfo, status_page_url: str | N
                         for status, items in sorted(by.items()))  # fmt: skip
     end = night.stopped_at or night.ends_at
     span = f"{night.started_at.astimezone(zone):%H:%M} to {end.astimezone(zone):%H:%M}"
+    unknown = sum(1 for item in fed if item.task.cost_unknown)
+    spent = f"cost ${cost:.2f}" + (
+        "" if not unknown else " (unknown: subscription)" if unknown == len(fed)
+        else f" (+ {unknown} task(s) of unknown cost)"
+    )  # fmt: skip
     lines = [f"🌅 <b>Night summary</b> ({span} {esc(str(zone))}, {esc(night.stop_reason or '')})",
-             f"{len(fed)} task(s) run: {counts or 'none'} · cost ${cost:.2f}"]  # fmt: skip
+             f"{len(fed)} task(s) run: {counts or 'none'} · {spent}"]  # fmt: skip
     base = (status_page_url or "").rstrip("/")
     for item in summary_order(fed):
         key = esc(item.task.key)

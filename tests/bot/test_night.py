@@ -81,6 +81,8 @@ async def test_the_summary_links_each_task_and_its_button_opens_the_card(
                                  ends_at=datetime.now(UTC) + timedelta(hours=8))  # fmt: skip
     for task in (failed, done):
         await nights.feed(started.id, task.id, "backlog")
+    await pool.execute("UPDATE tasks SET cost_unknown = true WHERE id = $1", done.id)
+    await pool.execute("UPDATE tasks SET spent_cost_usd = 0.4 WHERE id = $1", failed.id)
     async with pool.acquire() as conn, conn.transaction():
         assert await night.finish(conn, started, datetime.now(UTC), "stopped by Alice")
 
@@ -92,7 +94,7 @@ async def test_the_summary_links_each_task_and_its_button_opens_the_card(
     assert f'<a href="https://ds.example/tasks/{done.key}">{done.key}</a>' in text
     assert "Fix &lt;the&gt; login — failed" in text
     assert text.index(done.key) < text.index(failed.key)  # done first
-    assert "2 task(s) run: done 1 · failed 1" in text
+    assert "2 task(s) run: done 1 · failed 1 · cost $0.40 (+ 1 task(s) of unknown cost)" in text
     buttons = [row[0] for row in summary["reply_markup"]["inline_keyboard"]]
     assert [b["text"].split(" · ")[0] for b in buttons] == [done.key, failed.key]
 
