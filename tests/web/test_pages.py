@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pytest_aiohttp import AiohttpClient
@@ -54,12 +54,16 @@ async def test_dashboard_shows_running_queue_in_worker_order_today_and_repos(
 
     assert "Night cycle off." in text
     await WorkerStateRepo(pool).set_paused(True)
-    await NightRepo(pool).start(chat_id=None, thread_id=None, by="Alice (1)",
-                                ends_at=datetime(2030, 1, 1, 6, 30, tzinfo=UTC))  # fmt: skip
+    ends = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=6, minute=30, second=0, microsecond=0
+    )
+    await NightRepo(pool).start(chat_id=None, thread_id=None, by="Alice (1)", ends_at=ends)
     partial = await (await client.get("/?partial=1")).text()
     assert partial.lstrip().startswith('<div id="dashboard">')
     assert "Paused" in partial
-    assert "Night cycle on until 2030-01-01 06:30:00 UTC, started by Alice (1)." in _text(partial)
+    assert f"Night cycle on until {ends:%Y-%m-%d} 06:30:00 UTC, started by Alice (1)." in _text(
+        partial
+    )
 
 
 async def test_tasks_filter_search_and_page(
