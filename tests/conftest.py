@@ -17,6 +17,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from storage import migrate
 from storage.db import admin_execute, create_pool, with_db
 from storage.embedded import start_embedded
+from tests.databases import Databases
 from tests.gitrepos import isolate_git_config
 from tests.secret_guard import SecretGuard, watching
 from tests.secrets import SECRETS
@@ -55,13 +56,19 @@ def template_db(pg_dsn: str) -> Iterator[str]:
     asyncio.run(admin_execute(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def databases(pg_dsn: str, template_db: str) -> Iterator[Databases]:
+    made = Databases(pg_dsn, template_db)
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def db_dsn(pg_dsn: str, template_db: str) -> Iterator[str]:
+def db_dsn(databases: Databases) -> Iterator[str]:
     """A fresh, migrated database for one test: a copy of the template."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_execute(pg_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
-    yield with_db(pg_dsn, name)
-    asyncio.run(admin_execute(pg_dsn, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    dsn = databases.take()
+    yield dsn
+    databases.give_back(dsn)
 
 
 @pytest.fixture
