@@ -259,6 +259,7 @@ PHASES = (  # (label, event that ends the phase); each phase starts where the la
     ("commit the agent's work, verify (none)", "verify_passed"),
     ("preflight, patches, memory", "patches_generated"),
     ("done", "task_done"),
+    ("after done: memory written (the slot still held)", "memory_written"),
 )
 
 
