@@ -225,13 +225,30 @@ async def log_text(pool: Pool, task: Task) -> str:
     return texts.log_text(task, runs[-3:], events)
 
 
-async def patches(pool: Pool, task: Task, *, whole_up_to: int) -> list[tuple[str, bytes]]:
-    """The task's series as one `KEY.mbox` when it is at most `whole_up_to` bytes, else its
-    per-commit patch files in order; [] when it has no commits."""
-    async with pool.acquire() as conn:
-        artifacts = ArtifactRepo(conn)
-        sizes = {a.filename: a.size for a in await artifacts.for_task(task.id)}
-        if sizes.get("combined.mbox", whole_up_to + 1) <= whole_up_to:
-            return [(f"{task.key}.mbox", await artifacts.content(task.id, "combined.mbox"))]
-        names = sorted(name for name in sizes if name.endswith(".patch"))
-        return [(name, await artifacts.content(task.id, name)) for name in names]
+COMBINED_MBOX = "combined.mbox"  # the artifact holding a task's whole series
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """How a task's patch series goes to Telegram, in documents of a size limit: `files` is
+    ["combined.mbox"] when the whole fits, else the per-commit patches in order when each
+    fits, else [] (then too big: a link). `size` is the whole series; 0 when no commits."""
+
+    size: int
+    files: list[str]
+
+    @property
+    def whole(self) -> bool:
+        return self.files == [COMBINED_MBOX]
+
+
+async def series(pool: Pool, task: Task, *, limit: int) -> Series:
+    sizes = {a.filename: a.size for a in await ArtifactRepo(pool).for_task(task.id)}
+    size = sizes.get(COMBINED_MBOX)
+    if size is None:
+        return Series(0, [])
+    if size <= limit:
+        return Series(size, [COMBINED_MBOX])
+    patches = sorted(name for name in sizes if name.endswith(".patch"))
+    fits = patches and all(sizes[name] <= limit for name in patches)
+    return Series(size, patches if fits else [])

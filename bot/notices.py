@@ -142,23 +142,22 @@ class Notices:
 
     async def _mbox(self, row: Notification, task: Task) -> bool:
         """The patch series as one document, or per commit if that is too big, or a link."""
-        artifacts = ArtifactRepo(self._pool)
-        names = {a.filename: a.size for a in await artifacts.for_task(task.id)}
-        if "combined.mbox" not in names:
+        found = await actions.series(self._pool, task, limit=DOCUMENT_LIMIT)
+        if not found.size:
             return False  # no commits: nothing to deliver
-        filename = f"{task.key}.mbox"
-        if names["combined.mbox"] <= DOCUMENT_LIMIT:
-            content = await artifacts.content(task.id, "combined.mbox")
+        if found.whole:
+            filename = f"{task.key}.mbox"
+            content = await ArtifactRepo(self._pool).content(task.id, actions.COMBINED_MBOX)
             caption = texts.mbox_caption(task, mbox_stats(content), filename)
             await self._document(row, filename, content, caption)
             return True
-        patches = sorted(n for n in names if n.endswith(".patch"))
-        if not patches or any(names[n] > DOCUMENT_LIMIT for n in patches):
-            text = texts.too_big(task, names["combined.mbox"], self._settings.status_page_url)
+        if not found.files:
+            text = texts.too_big(task, found.size, self._settings.status_page_url)
             await self._bot.send_message(
                 row.chat_id, text, parse_mode=HTML, message_thread_id=row.thread_id
             )
             return True
+        patches = found.files
         for number, name in enumerate(patches, 1):  # one row each: paced, retried, once
             await self._rows.add(
                 row.chat_id,

@@ -15,6 +15,7 @@ from bot.deps import BotDeps, Operator
 from bot.mbox import mbox_stats
 from bot.notices import DOCUMENT_LIMIT
 from bot.replies import not_modified_is_fine
+from storage.artifacts import ArtifactRepo
 from storage.task_status import TaskStatus
 from storage.tasks import Task, TaskRepo
 
@@ -59,17 +60,23 @@ async def _send_log(message: Message, deps: BotDeps, task: Task) -> None:
 
 async def _send_patches(message: Message, deps: BotDeps, task: Task) -> None:
     """As the task's end sent them: the whole series with its summary and the command that
-    applies it, or (over Telegram's limit) one numbered patch per commit."""
-    files = await actions.patches(deps.pool, task, whole_up_to=DOCUMENT_LIMIT)
-    if not files:
+    applies it, or (over Telegram's limit) one numbered patch per commit, or a link."""
+    found = await actions.series(deps.pool, task, limit=DOCUMENT_LIMIT)
+    if not found.size:
         await message.answer(texts.no_patches(task), parse_mode=HTML)
         return
-    for number, (name, content) in enumerate(files, 1):
-        caption = (
-            texts.mbox_caption(task, mbox_stats(content), name)
-            if name.endswith(".mbox")
-            else texts.split_patch_caption(task, number, len(files))
-        )
+    if not found.files:
+        text = texts.too_big(task, found.size, deps.settings.status_page_url)
+        await message.answer(text, parse_mode=HTML)
+        return
+    artifacts = ArtifactRepo(deps.pool)
+    for number, stored in enumerate(found.files, 1):
+        content = await artifacts.content(task.id, stored)
+        name = f"{task.key}.mbox" if found.whole else stored
+        if found.whole:
+            caption = texts.mbox_caption(task, mbox_stats(content), name)
+        else:
+            caption = texts.split_patch_caption(task, number, len(found.files))
         document = BufferedInputFile(content, filename=name)
         await message.answer_document(document, caption=caption, parse_mode=HTML)
 

@@ -347,6 +347,11 @@ async def test_patches_button_sends_the_series_as_the_end_of_the_task_did(
         ("0002-second.patch", b"two\n"),
     ]
     assert "patch 1 of 2" in per_commit[0].params["caption"]
+
+    monkeypatch.setattr(tasks_router, "DOCUMENT_LIMIT", 3)  # even one commit is too big
+    await _press(bot, deps, TaskAction(action="patches", task_id=done.id).pack(), message=card)
+    assert len(fake_tg.sent("sendDocument")) == 3  # nothing more was sent as a file
+    assert f"devserver task mbox {done.key}" in fake_tg.last("sendMessage").params["text"]
     failed = await add_task(pool, repo, status=TaskStatus.FAILED)
     await _press(bot, deps, TaskAction(action="patches", task_id=failed.id).pack(), message=card)
     assert "has no patches" in fake_tg.last("sendMessage").params["text"]
