@@ -22,6 +22,7 @@ class Databases:
         self._making = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-db-create")
         self._dropping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-db-drop")
         self._next: Future[str] = self._making.submit(self._create)
+        self._drops: list[Future[None]] = []
 
     def take(self) -> str:
         """The DSN of a fresh database, no one else's; the next one is made meanwhile."""
@@ -30,16 +31,25 @@ class Databases:
         return with_db(self._pg_dsn, name)
 
     def give_back(self, dsn: str) -> None:
-        """Drop a database that `take` gave (its connections are ended), in the background."""
-        self._dropping.submit(self._drop, database_name(dsn))
+        """Drop a database that `take` gave (its connections are ended), in the background;
+        a drop that failed fails the next call (or `close`), as it failed the test before."""
+        self._raise_failed_drops()
+        self._drops.append(self._dropping.submit(self._drop, database_name(dsn)))
 
     def close(self) -> None:
-        """Drop the database made ahead, and wait for every drop."""
+        """Drop the database made ahead, and wait for every drop; raise if one failed."""
         try:
             self._drop(self._next.result())
         finally:
             self._making.shutdown(wait=True)
             self._dropping.shutdown(wait=True)
+        self._raise_failed_drops()
+
+    def _raise_failed_drops(self) -> None:
+        done = [drop for drop in self._drops if drop.done()]
+        self._drops = [drop for drop in self._drops if not drop.done()]
+        for drop in done:
+            drop.result()
 
     def _create(self) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
