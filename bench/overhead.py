@@ -41,7 +41,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +51,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from overhead_floor import AGENT, Floor, ReusedFloor, git, make_upstream
+from overhead_trace import PHASES, git_seconds, phases
+
 from storage.db import admin_execute, create_pool, with_db
 from storage.embedded import start_embedded
 from storage.migrate import apply_all
@@ -60,96 +62,7 @@ from storage.task_events import CHANNEL
 from storage.tasks import NewTask
 from worker.queue import submit_task
 
-AGENT = ("sh", "-c", 'echo "changed by the bench" > bench_change.txt')
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}  # fmt: skip
-FILES_PER_DIR = 100
 DONE_KINDS = {"task_done", "task_failed", "task_blocked", "task_cancelled"}
-
-
-# --- the repositories -----------------------------------------------------------------------
-
-
-def make_upstream(path: Path, files: int) -> None:
-    """A repository of `files` small Python files, 100 to a directory, in one commit."""
-    path.mkdir(parents=True)
-    for number in range(files):
-        folder = path / f"pkg{number // FILES_PER_DIR:04d}"
-        folder.mkdir(exist_ok=True)
-        (folder / f"mod{number % FILES_PER_DIR:03d}.py").write_text(
-            f'"""Module {number}."""\n\n\n'
-            f"def function_{number}(value):\n    return value + {number}\n"
-        )
-    env = {**os.environ, **IDENTITY}
-    for argv in (("init", "--quiet", "-b", "main"), ("add", "-A"),
-                 ("commit", "--quiet", "-m", f"{files} files")):  # fmt: skip
-        subprocess.run(("git", *argv), cwd=path, env=env, check=True)
-
-
-def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(("git", *args), cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True)  # fmt: skip
-    return done.stdout
-
-
-class Floor:
-    """The same result by hand: a bare mirror of its own (made once, untimed, as the worker's
-    first task makes its mirror), then fetch, worktree, agent, add, commit, format-patch."""
-
-    def __init__(self, upstream: Path, scratch: Path) -> None:
-        self.mirror = scratch / "floor-mirror.git"
-        self.trees = scratch / "floor-trees"
-        self.trees.mkdir(parents=True)
-        git("init", "--bare", "--quiet", str(self.mirror), cwd=scratch)
-        git("remote", "add", "origin", str(upstream), cwd=self.mirror)
-        git("config", "--replace-all", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*",
-            cwd=self.mirror)  # fmt: skip
-        git("fetch", "--quiet", "origin", cwd=self.mirror)
-        self.count = 0
-
-    def run(self, env: dict[str, str] | None = None) -> float:
-        self.count += 1
-        tree = self.trees / f"floor-{self.count}"
-        started = time.perf_counter()
-        git("fetch", "--prune", "--tags", "--force", "--quiet", "origin", cwd=self.mirror, env=env)
-        git("worktree", "add", "--quiet", "-b", f"floor/{self.count}", str(tree),
-            "refs/remotes/origin/main", cwd=self.mirror, env=env)  # fmt: skip
-        subprocess.run(AGENT, cwd=tree, check=True)
-        git("add", "-A", cwd=tree, env=env)
-        git("commit", "--quiet", "-m", f"Floor task {self.count}", cwd=tree,
-            env={**(env or os.environ), **IDENTITY})  # fmt: skip
-        mbox = git("format-patch", "--stdout", "refs/remotes/origin/main..HEAD", cwd=tree, env=env)
-        elapsed = time.perf_counter() - started
-        assert "bench_change.txt" in mbox  # the floor made the same change
-        return elapsed
-
-
-class ReusedFloor(Floor):
-    """The same by hand in one worktree kept from task to task (what the pipeline does with
-    its spare worktrees): checkout --force of the new branch and clean instead of a worktree
-    of its own. Not the issue's floor; a stricter yardstick for the pipeline's own cost."""
-
-    def run(self, env: dict[str, str] | None = None) -> float:
-        self.count += 1
-        tree = self.trees / "reused"
-        if not tree.exists():  # made once, untimed, as a first task would
-            git("worktree", "add", "--quiet", "--detach", str(tree), "refs/remotes/origin/main",
-                cwd=self.mirror)  # fmt: skip
-        started = time.perf_counter()
-        git("fetch", "--prune", "--tags", "--force", "--quiet", "origin", cwd=self.mirror, env=env)
-        git("checkout", "--force", "--quiet", "-B", f"reused/{self.count}",
-            "refs/remotes/origin/main", cwd=tree, env=env)  # fmt: skip
-        git("clean", "-ffdxq", cwd=tree, env=env)
-        subprocess.run(AGENT, cwd=tree, check=True)
-        git("add", "-A", cwd=tree, env=env)
-        git("commit", "--quiet", "-m", f"Reused floor task {self.count}", cwd=tree,
-            env={**(env or os.environ), **IDENTITY})  # fmt: skip
-        mbox = git("format-patch", "--stdout", "refs/remotes/origin/main..HEAD", cwd=tree, env=env)
-        elapsed = time.perf_counter() - started
-        assert "bench_change.txt" in mbox
-        return elapsed
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -217,68 +130,6 @@ async def database_counts(pool: asyncpg.Pool) -> dict[str, int]:
     )
     assert row is not None
     return dict(row)
-
-
-# --- where the time goes --------------------------------------------------------------------
-
-
-def git_seconds(trace: Path) -> dict[str, float]:
-    """Wall seconds of each top-level git command in a trace2 event file, by subcommand."""
-    totals: dict[str, float] = defaultdict(float)
-    names: dict[str, str] = {}
-    if not trace.exists():
-        return {}
-    for line in trace.read_text().splitlines():
-        event = json.loads(line)
-        sid = event.get("sid", "")
-        if "/" in sid:
-            continue  # a child git of a git command: inside its parent's time
-        if event.get("event") == "start":
-            names[sid] = _subcommand(event.get("argv", [])[1:])
-        elif event.get("event") == "exit":
-            totals[names.get(sid, "?")] += float(event.get("t_abs", 0.0))
-    return dict(totals)
-
-
-def _subcommand(argv: list[str]) -> str:
-    """`worktree` of `git -c user.name=X -C dir worktree add ...`."""
-    words = iter(argv)
-    for word in words:
-        if word in ("-c", "-C"):
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return "?"
-
-
-PHASES = (  # (label, event that ends the phase); each phase starts where the last ended
-    ("queue pickup -> preparing", "status_changed:preparing"),
-    ("workspace (fetch, worktree)", "workspace_ready"),
-    ("repo map, memory, prompt", "agent_started"),
-    ("agent", "agent_finished"),
-    ("commit the agent's work, verify (none)", "verify_passed"),
-    ("preflight, patches, memory", "patches_generated"),
-    ("done", "task_done"),
-    ("after done: memory written (the slot still held)", "memory_written"),
-)
-
-
-async def phases(pool: asyncpg.Pool, task_id: int) -> dict[str, float]:
-    """Seconds per phase from the task's events (each stamped with its transaction's start)."""
-    created = await pool.fetchval("SELECT created_at FROM tasks WHERE id = $1", task_id)
-    rows = await pool.fetch("SELECT kind, payload->>'to' AS moved_to, created_at "
-                            "FROM task_events WHERE task_id = $1 ORDER BY id", task_id)  # fmt: skip
-    out: dict[str, float] = {}
-    last = created
-    for label, ends in PHASES:
-        kind, _, moved_to = ends.partition(":")
-        at = next((r["created_at"] for r in rows if r["kind"] == kind and r["created_at"] >= last
-                   and (not moved_to or r["moved_to"] == moved_to)), None)  # fmt: skip
-        if at is None:
-            continue
-        out[label] = (at - last).total_seconds()
-        last = at
-    return out
 
 
 # --- the run --------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from overhead import Waiter, make_upstream, worker_process
+from overhead import Waiter, worker_process
+from overhead_floor import make_upstream
 from web_status import machine
 
 from storage.db import admin_execute, create_pool, with_db
