@@ -60,14 +60,17 @@ class Floor:
         git("fetch", "--prune", "--tags", "--force", "--quiet", "origin", cwd=self.mirror, env=env)
         git("worktree", "add", "--quiet", "-b", f"floor/{self.count}", str(tree),
             "refs/remotes/origin/main", cwd=self.mirror, env=env)  # fmt: skip
+        self.change_and_export(tree, env, f"Floor task {self.count}")
+        return time.perf_counter() - started
+
+    def change_and_export(self, tree: Path, env: dict[str, str] | None, message: str) -> None:
+        """The agent's change, committed, and the patch series of it: as the pipeline does."""
         subprocess.run(AGENT, cwd=tree, check=True)
         git("add", "-A", cwd=tree, env=env)
-        git("commit", "--quiet", "-m", f"Floor task {self.count}", cwd=tree,
+        git("commit", "--quiet", "-m", message, cwd=tree,
             env={**(env or os.environ), **IDENTITY})  # fmt: skip
         mbox = git("format-patch", "--stdout", "refs/remotes/origin/main..HEAD", cwd=tree, env=env)
-        elapsed = time.perf_counter() - started
         assert "bench_change.txt" in mbox  # the floor made the same change
-        return elapsed
 
 
 class ReusedFloor(Floor):
@@ -86,11 +89,5 @@ class ReusedFloor(Floor):
         git("checkout", "--force", "--quiet", "-B", f"reused/{self.count}",
             "refs/remotes/origin/main", cwd=tree, env=env)  # fmt: skip
         git("clean", "-ffdxq", cwd=tree, env=env)
-        subprocess.run(AGENT, cwd=tree, check=True)
-        git("add", "-A", cwd=tree, env=env)
-        git("commit", "--quiet", "-m", f"Reused floor task {self.count}", cwd=tree,
-            env={**(env or os.environ), **IDENTITY})  # fmt: skip
-        mbox = git("format-patch", "--stdout", "refs/remotes/origin/main..HEAD", cwd=tree, env=env)
-        elapsed = time.perf_counter() - started
-        assert "bench_change.txt" in mbox
-        return elapsed
+        self.change_and_export(tree, env, f"Reused floor task {self.count}")
+        return time.perf_counter() - started
