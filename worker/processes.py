@@ -100,18 +100,22 @@ class _Collector(asyncio.SubprocessProtocol):
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in the process group."""
+    """Whether any non-zombie process is left in the process group.
+
+    Signal 0 answers the common case, an empty group, in one system call; only a group that
+    still has a process (maybe a zombie) costs the walk through /proc, a few ms per command.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     try:
         entries = os.listdir("/proc")
     except OSError:
         entries = []
-    if not entries:  # no procfs: fall back to signal 0, which also counts zombies
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+    if not entries:  # no procfs: signal 0 said yes, though it also counts zombies
         return True
     for entry in entries:
         if not entry.isdigit():
