@@ -33,24 +33,22 @@ async def format_patches(worktree_path: Path, base_commit: str) -> list[PatchFil
     """The commits in base_commit..HEAD as 0001-*.patch files (oldest first), then combined.mbox.
 
     Returns [] when there are no commits. Merge commits are skipped, as format-patch does.
+    One git command: the mbox is the files joined as `format-patch --stdout` joins them (a
+    blank line between two patches), so it is not formatted a second time.
     """
     if not _COMMIT_PATTERN.fullmatch(base_commit):
         raise ValueError(f"base_commit must be a hex commit id: {base_commit!r}")
-    revision_range = f"{base_commit}..HEAD"
-    count = await run_git("rev-list", "--count", "--no-merges", revision_range, cwd=worktree_path)
-    if int(count.text) == 0:
-        return []
     with tempfile.TemporaryDirectory(prefix="devserver-patches-") as output_dir:
         listing = await run_git(
-            "format-patch", *_FORMAT_OPTIONS, "--output-directory", output_dir, revision_range,
-            cwd=worktree_path,
+            "format-patch", *_FORMAT_OPTIONS, "--output-directory", output_dir,
+            f"{base_commit}..HEAD", cwd=worktree_path,
         )  # fmt: skip
         names = [Path(line).name for line in listing.text.splitlines() if line]
         patches = await asyncio.to_thread(_read_all, Path(output_dir), names)
-    combined = await run_git(
-        "format-patch", *_FORMAT_OPTIONS, "--stdout", revision_range, cwd=worktree_path
-    )
-    return [*patches, PatchFile(COMBINED_FILENAME, combined.stdout)]
+    if not patches:
+        return []
+    combined = b"\n".join(patch.content for patch in patches)
+    return [*patches, PatchFile(COMBINED_FILENAME, combined)]
 
 
 def _read_all(directory: Path, names: list[str]) -> list[PatchFile]:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitrepos import git, make_repo
+from worker.git import run_git
 from worker.patches import PatchFile, format_patches
 from worker.workspace import Workspace, Worktree
 
@@ -69,6 +70,23 @@ async def test_two_commits_make_patches_that_apply(
     expected_tree = git(worktree.path, "rev-parse", "HEAD^{tree}")
     assert _apply(tmp_path, upstream, worktree.base_commit, "mbox", patches[-1:]) == expected_tree
     assert _apply(tmp_path, upstream, worktree.base_commit, "each", patches[:-1]) == expected_tree
+
+
+async def test_the_mbox_is_what_format_patch_stdout_writes(worktree: Worktree) -> None:
+    """The mbox is joined from the files, not formatted again: byte for byte what the
+    installed git's `format-patch --stdout` writes for the same commits."""
+    await _two_commits(worktree)
+    (worktree.path / "third.txt").write_text("three\n")
+    await Workspace(worktree.path.parent.parent).commit_all(
+        worktree, "Third", AGENT_NAME, AGENT_EMAIL
+    )
+    patches = await format_patches(worktree.path, worktree.base_commit)
+    stdout = (await run_git(
+        "format-patch", "--src-prefix=a/", "--dst-prefix=b/", "--no-cover-letter", "--stdout",
+        f"{worktree.base_commit}..HEAD", cwd=worktree.path,
+    )).stdout  # fmt: skip
+    assert len(patches) == 4
+    assert patches[-1].content == stdout
 
 
 async def test_user_diff_config_does_not_break_patches(
