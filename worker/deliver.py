@@ -15,6 +15,7 @@ cancel, block) becomes patches only if it passes the preflight too.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
@@ -30,7 +31,7 @@ from worker.events import TaskJournal
 from worker.forges.access import MissingToken, git_credentials, target_of
 from worker.forges.base import Forge, ForgeError, make_forge
 from worker.git import GitError, mask_credentials, run_git
-from worker.patches import format_patches
+from worker.patches import PatchFile, format_patches
 from worker.pr_body import pr_body
 from worker.preflight import Report, preflight
 from worker.processes import tail
@@ -71,25 +72,49 @@ async def keep_partial(
 ) -> int:
     """Work kept when a task stops early: patches, if the preflight lets them go. Returns
     the number of commits in them (0 when withheld)."""
-    report = await check(journal, repo, worktree)
-    if not report.passed:
+    report, patches = await check(journal, repo, worktree)
+    if patches is None:
         return 0
-    return await store_patches(journal, worktree, deps)
+    return await store_patches(journal, worktree, deps, patches, head=report.head)
 
 
-async def check(journal: TaskJournal, repo: Repo, worktree: Worktree) -> Report:
-    """Run the preflight and record its verdict as an event. A forwarded series applied as
-    it was (kind `apply`) keeps its authors: only its committer is checked."""
-    check_author = journal.task.kind != "apply"
-    report = await preflight(worktree.path, worktree.base_commit, repo, check_author=check_author)
-    kind = EventKind.PREFLIGHT_PASSED if report.passed else EventKind.PREFLIGHT_FAILED
-    await journal.event(kind, **report.payload())
-    return report
+async def check(
+    journal: TaskJournal, repo: Repo, worktree: Worktree
+) -> tuple[Report, list[PatchFile] | None]:
+    """Run the preflight and record its verdict as an event; with it, the patches, None when
+    the preflight failed. They are made while the preflight reads (both only read the
+    branch), and dropped unless it passed. A forwarded series applied as it was (kind
+    `apply`) keeps its authors: only its committer is checked."""
+    patching = asyncio.ensure_future(format_patches(worktree.path, worktree.base_commit))
+    try:
+        check_author = journal.task.kind != "apply"
+        report = await preflight(worktree.path, worktree.base_commit, repo,
+                                 check_author=check_author)  # fmt: skip
+        kind = EventKind.PREFLIGHT_PASSED if report.passed else EventKind.PREFLIGHT_FAILED
+        await journal.event(kind, **report.payload())
+    except BaseException:
+        await _drop(patching)
+        raise
+    if not report.passed:
+        await _drop(patching)
+        return report, None
+    return report, await patching
 
 
-async def store_patches(journal: TaskJournal, worktree: Worktree, deps: WorkerDeps) -> int:
-    """The format-patch series and combined.mbox, stored as artifacts; returns the commits."""
-    files = await format_patches(worktree.path, worktree.base_commit)
+async def _drop(patching: asyncio.Future[list[PatchFile]]) -> None:
+    """Stop making patches no one will store (its error, if any, goes with them)."""
+    patching.cancel()
+    await asyncio.wait({patching})
+    if not patching.cancelled():
+        patching.exception()  # retrieved: asyncio would log it as never retrieved
+
+
+async def store_patches(
+    journal: TaskJournal, worktree: Worktree, deps: WorkerDeps, files: list[PatchFile], *,
+    head: str | None,
+) -> int:  # fmt: skip
+    """The format-patch series and combined.mbox, stored as artifacts; returns the commits.
+    `head`: the branch's head commit, if the caller knows it already."""
     async with deps.pool.acquire() as conn, conn.transaction():
         artifacts = ArtifactRepo(conn)
         await artifacts.replace_patches(journal.task.id)
@@ -97,7 +122,7 @@ async def store_patches(journal: TaskJournal, worktree: Worktree, deps: WorkerDe
             kind = ArtifactKind.MBOX if f.filename.endswith(".mbox") else ArtifactKind.PATCH
             await artifacts.put(journal.task.id, kind, f.filename, f.content)
     commits = sum(1 for f in files if f.filename.endswith(".patch"))
-    await TaskRepo(deps.pool).set_head(journal.task.id, await deps.workspace.head(worktree))
+    await TaskRepo(deps.pool).set_head(journal.task.id, head or await deps.workspace.head(worktree))
     mbox_bytes = sum(len(f.content) for f in files if f.filename.endswith(".mbox"))
     await journal.event(EventKind.PATCHES_GENERATED, commits=commits,
                         files=[f.filename for f in files], mbox_bytes=mbox_bytes)  # fmt: skip
@@ -108,11 +133,11 @@ async def _branch(
     journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, *, flow: str
 ) -> tuple[str, int] | None:
     """`patch` and `pr`: preflight, patches, then (pr) the branch and its pull request."""
-    report = await check(journal, repo, worktree)
-    if not report.passed:
+    report, patches = await check(journal, repo, worktree)
+    if patches is None:
         await _blocked(journal, report)
         return None
-    commits = await store_patches(journal, worktree, deps)
+    commits = await store_patches(journal, worktree, deps, patches, head=report.head)
     if flow == "patch":
         return f"{commits} commit(s) ready as patches", commits
     credentials = git_credentials(repo, deps.forge_env)
@@ -183,8 +208,8 @@ async def _direct(
             worktree = dataclasses.replace(worktree, base_commit=moved)
             await TaskRepo(deps.pool).set_branch(journal.task.id, worktree.branch, moved)
             await _check_again(journal, repo, worktree, deps)
-        report = await check(journal, repo, worktree)
-        if not report.passed:
+        report, patches = await check(journal, repo, worktree)
+        if patches is None:
             await _blocked(journal, report)
             return None
         try:
@@ -194,8 +219,8 @@ async def _direct(
             log.info("direct push lost a race; going round again",
                      extra={"task_key": journal.task.key})  # fmt: skip
             continue
-        commits = await store_patches(journal, worktree, deps)
-        head = await deps.workspace.head(worktree)
+        commits = await store_patches(journal, worktree, deps, patches, head=report.head)
+        head = report.head or await deps.workspace.head(worktree)
         return f"{commits} commit(s) pushed to {repo.default_branch} at {head[:12]}", commits
     raise DeliveryFailed(f"{repo.default_branch} kept moving: the push was rejected "
                          f"{PUSH_ROUNDS} times; nothing was overwritten")  # fmt: skip

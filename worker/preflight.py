@@ -16,6 +16,7 @@ The plan's allow-list is checked earlier, when the change passes its checks
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Report:
     commits: int
     files: list[str]  # changed paths (added, modified, deleted)
     violations: list[Violation] = field(default_factory=list)
+    head: str | None = None  # the branch's head commit; None when it has no commits
 
     @property
     def passed(self) -> bool:
@@ -101,14 +103,17 @@ async def preflight(
 ) -> Report:
     """Check the commits base_commit..HEAD of `worktree` against the repo's rules. Without
     `check_author`, only the committer must be the repo's identity (the authors are kept)."""
-    commits = await _identities(worktree, base_commit)
+    # The four reads are independent: run at once, they cost about one command's wait.
+    commits, changes, binaries, diff = await asyncio.gather(
+        _identities(worktree, base_commit), _changes(worktree, base_commit),
+        _binaries(worktree, base_commit), _added_diff(worktree, base_commit),
+    )  # fmt: skip
     expected = _identity(repo.git_author_name, repo.git_author_email)
     violations = [
         Violation("identity", sha[:12], f"commit by {_who(author, committer)}, not {expected}")
         for sha, author, committer in commits
         if committer != expected or (check_author and author != expected)
     ]
-    changes = await _changes(worktree, base_commit)
     present = [path for path, status in changes if status != "D"]
     for path in present:
         if forbidden(path):
@@ -121,15 +126,15 @@ async def preflight(
                 "file_size", path,
                 f"{sizes[path] / 1024 / 1024:.1f} MB, over the {MAX_FILE_BYTES // 1024} KB limit",
             ))  # fmt: skip
-    binaries = await _binaries(worktree, base_commit)
     if not repo.allow_binary:
         violations += [Violation("binary", path, "binary file (this repo allows none)")
                        for path in sorted(binaries) if path in present]  # fmt: skip
-    for finding in await _secrets(worktree, base_commit, skip=binaries):
+    for finding in _secrets(diff, skip=binaries):
         violations.append(Violation("secret", finding.path,
                                     f"{finding.rule}: {finding.masked}",
                                     line=finding.line, rule=finding.rule))  # fmt: skip
-    return Report(len(commits), [path for path, _ in changes], violations)
+    head = commits[0][0] if commits else None  # `git log` starts at HEAD
+    return Report(len(commits), [path for path, _ in changes], violations, head=head)
 
 
 def forbidden(path: str) -> bool:
@@ -196,13 +201,17 @@ async def _binaries(worktree: Path, base_commit: str) -> set[str]:
     return out
 
 
-async def _secrets(worktree: Path, base_commit: str, *, skip: set[str]) -> list[Finding]:
-    """Scan the lines the change adds (their line numbers in the new file)."""
+async def _added_diff(worktree: Path, base_commit: str) -> str:
     result = await run_git("-c", "core.quotePath=false", "diff", "-U0", "--no-color",
                            "--no-renames", "--no-ext-diff", "--no-textconv", base_commit,
                            "HEAD", cwd=worktree)  # fmt: skip
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+def _secrets(diff: str, *, skip: set[str]) -> list[Finding]:
+    """Scan the lines the change adds (their line numbers in the new file)."""
     findings: list[Finding] = []
-    for path, lines in added_lines(result.stdout.decode("utf-8", errors="replace")):
+    for path, lines in added_lines(diff):
         if path not in skip:
             findings += scan_lines(path, lines)
     return findings
