@@ -78,7 +78,7 @@ async def take(mirror: Path, path: Path, branch: str, start: str | None) -> bool
     no spare could be used; what was left at `path` is then the caller's to remove."""
     for spare in listed(mirror):
         try:
-            await run_git("worktree", "move", str(spare), str(path), cwd=mirror)
+            await _move(mirror, spare, path)
         except GitError as exc:  # a broken spare: drop it (`worktree prune` forgets it)
             log.warning("spare worktree dropped", extra={"path": str(spare), "error": str(exc)})
             await asyncio.to_thread(shutil.rmtree, spare, ignore_errors=True)
@@ -92,6 +92,16 @@ async def take(mirror: Path, path: Path, branch: str, start: str | None) -> bool
             return False
         return True
     return False
+
+
+async def _move(mirror: Path, spare: Path, path: Path) -> None:
+    """`worktree move` the spare to `path`; once more after `worktree prune` if git refuses,
+    which it does when a crash left `path` registered with its directory gone."""
+    try:
+        await run_git("worktree", "move", str(spare), str(path), cwd=mirror)
+    except GitError:
+        await run_git("worktree", "prune", cwd=mirror)
+        await run_git("worktree", "move", str(spare), str(path), cwd=mirror)
 
 
 def _admin_dir(path: Path) -> Path | None:

@@ -155,16 +155,19 @@ class Workspace:
         branch = f"{BRANCH_PREFIX}{task_key}"
         upstream = f"refs/remotes/origin/{default_branch}"
         async with self.mirror_lock(mirror):
-            await self.remove_stale(mirror, path, branch)
-            upstream_commit = await _resolve_commit(mirror, upstream)
+            commits = await _commits(mirror, upstream, f"refs/heads/{branch}")
+            upstream_commit = commits.get(upstream)
             if upstream_commit is None:
                 raise GitError(("git", "rev-parse", upstream), 1, f"{upstream} not found")
+            resumed = f"refs/heads/{branch}" in commits
+            if resumed or path.exists():  # a new branch has no worktree, unless one crashed
+                await self.remove_stale(mirror, path, branch)
             self.worktrees_dir.mkdir(parents=True, exist_ok=True)
-            resumed = await _resolve_commit(mirror, f"refs/heads/{branch}") is not None
             start = None if resumed else upstream_commit
             if not await spares.take(mirror, path, branch, start):
-                if path.exists():  # a spare that failed half-way
-                    await self.remove_stale(mirror, path, branch)
+                # A spare that failed half-way, or a registration left for the path by a
+                # crash: either would stop `worktree add`.
+                await self.remove_stale(mirror, path, branch)
                 if resumed:
                     await run_git("worktree", "add", "--quiet", str(path), branch, cwd=mirror)
                 else:
@@ -339,8 +342,17 @@ async def _flock(fd: int) -> None:
             return
 
 
-async def _resolve_commit(repository: Path, ref: str) -> str | None:
+async def _commits(repository: Path, *refs: str) -> dict[str, str]:
+    """The commit each of `refs` (full names) points to; a ref missing, or pointing to
+    something other than a commit, is left out. One git command for all of them."""
     result = await run_git(
-        "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repository, check=False
-    )
-    return result.text if result.returncode == 0 else None
+        "for-each-ref", "--format=%(objecttype) %(objectname) %(refname)", *refs,
+        cwd=repository,
+    )  # fmt: skip
+    found = {}
+    for line in result.text.splitlines():
+        kind, _, rest = line.partition(" ")
+        sha, _, name = rest.partition(" ")
+        if kind == "commit" and name in refs:  # a pattern also matches refs below it
+            found[name] = sha
+    return found

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitrepos import commit_file, git, make_repo
+from worker import spares
 from worker.git import GitError
 from worker.workspace import Workspace, WorkspaceError, Worktree
 
@@ -158,6 +159,29 @@ async def test_stale_worktree_after_crash(tmp_path: Path, upstream: Path) -> Non
     assert (again.path / "README.md").exists()
     listed = git(again.mirror, "worktree", "list", "--porcelain")
     assert listed.count("branch refs/heads/agent/APP-3") == 1
+
+
+@pytest.mark.parametrize("spare", [False, True])
+async def test_a_registration_left_for_a_new_tasks_path_is_cleared(
+    workspace: Workspace, upstream: Path, spare: bool
+) -> None:
+    """A new task's branch does not exist yet, so its worktree is made without listing the
+    mirror's worktrees first; a registration a crash left for its path is still cleared."""
+    if spare:  # a finished task's worktree, parked as a spare
+        await workspace.remove_worktree(await _worktree(workspace, upstream, "APP-1"))
+    mirror = await workspace.sync_mirror("app", str(upstream))
+    path = workspace.worktree_path("APP-5")
+    git(mirror, "worktree", "add", "--quiet", "--detach", str(path), "refs/remotes/origin/main")
+    shutil.rmtree(path)  # directory gone, registration left behind, no branch
+
+    made = await workspace.create_worktree(mirror, "APP-5", "main")
+    assert not made.resumed
+    assert (made.path / "README.md").exists()
+    assert git(made.path, "rev-parse", "--abbrev-ref", "HEAD") == "agent/APP-5"
+    assert git(mirror, "worktree", "list", "--porcelain").count(f"worktree {path}\n") == 1
+    if spare:  # it was used (its admin directory is APP-1's), not dropped for the path's fault
+        assert spares.listed(mirror) == []
+        assert (made.path / ".git").read_text().rstrip().endswith("/worktrees/APP-1")
 
 
 @pytest.mark.parametrize(
