@@ -47,13 +47,20 @@ def task_text(task: Task) -> str:
 async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps) -> Context:
     task = journal.task
     text = task_text(task)
-    (repo_map, shown), recalled = await asyncio.gather(
-        _repo_map(journal, worktree, deps, text), _recall(journal, deps)
-    )
-    named = hits(repo_map, mentions(text)) if repo_map is not None else None
-    sources = _sources(task, repo, worktree, deps, repo_map=repo_map, named=named,
-                       recalled=recalled)  # fmt: skip
-    signal = await reality.assess(sources)
+    # Other branches and PRs need neither the map nor the recall: looked up beside them.
+    open_work = asyncio.ensure_future(_open_work(repo, worktree, deps))
+    try:
+        (repo_map, shown), recalled = await asyncio.gather(
+            _repo_map(journal, worktree, deps, text), _recall(journal, deps)
+        )
+        named = hits(repo_map, mentions(text)) if repo_map is not None else None
+        sources = _sources(task, worktree, open_work, repo_map=repo_map, named=named,
+                           recalled=recalled)  # fmt: skip
+        signal = await reality.assess(sources)
+    finally:
+        open_work.cancel()  # done by now, unless the reality signal gave up waiting for it
+        if open_work.done() and not open_work.cancelled():
+            open_work.exception()  # retrieved even when no source asked: never logged as lost
     await journal.event(EventKind.REALITY_SIGNAL, **signal.payload(),
                         threshold=repo.reality_threshold)  # fmt: skip
     blocks = []
@@ -70,9 +77,15 @@ async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: Wor
     return Context("\n\n".join(blocks), blocked)
 
 
+async def _open_work(repo: Repo, worktree: Worktree, deps: WorkerDeps) -> list[reality.OpenWork]:
+    """Unmerged branches and open PRs: what the task might collide with."""
+    work = await reality.branches(worktree.mirror, repo.default_branch, worktree.branch)
+    return work + await _open_pull_requests(repo, worktree, deps)
+
+
 def _sources(
-    task: Task, repo: Repo, worktree: Worktree, deps: WorkerDeps, *, repo_map: RepoMap | None,
-    named: Hits | None, recalled: Recall | None,
+    task: Task, worktree: Worktree, open_work: asyncio.Future[list[reality.OpenWork]], *,
+    repo_map: RepoMap | None, named: Hits | None, recalled: Recall | None,
 ) -> dict[str, reality.Source]:  # fmt: skip
     async def from_map() -> Signal:
         if named is None:
@@ -85,9 +98,7 @@ def _sources(
         return await reality.recent_signal(worktree.path, reality.task_files(repo_map, named))
 
     async def collision() -> Signal:
-        work = await reality.branches(worktree.mirror, repo.default_branch, worktree.branch)
-        work += await _open_pull_requests(repo, worktree, deps)
-        return reality.collision_signal(task.title, task.key, work)
+        return reality.collision_signal(task.title, task.key, await open_work)
 
     async def memory() -> Signal:
         if recalled is None:
