@@ -119,6 +119,7 @@ class _Attempts:
         self.runs = TaskRunRepo(deps.pool)
         self.contract = contract_of(self.task)
         self.scope_strikes = 0
+        self.committed: str | None = None  # the commit of the last run's work, if it left some
 
     async def run(self) -> Verdict:  # noqa: PLR0911  # one way out per kind of ending
         self.home.mkdir(parents=True, exist_ok=True)
@@ -250,7 +251,7 @@ class _Attempts:
         if breach is not None:
             await self._commit(f"WIP: partial work, {breach.reason}")
             return result, run_id, breach
-        await self._commit(f"{self.task.key}: {self.task.title}")
+        self.committed = await self._commit(f"{self.task.key}: {self.task.title}")
         await self.budget.warn()
         return result, run_id, None
 
@@ -263,7 +264,10 @@ class _Attempts:
                         "Continue from the current state of the working tree.\n\n"
                         f"{failure.feedback()}")  # fmt: skip
             return Step(None, tail(feedback, FEEDBACK_LIMIT), reason, failure=failure)
-        if not await self.deps.workspace.commits_since_base(self.worktree):
+        # A commit made just now is after the base; else the agent may have committed itself.
+        if self.committed is None and not await self.deps.workspace.commits_since_base(
+            self.worktree
+        ):
             feedback = "You made no changes to the repository; the task needs a change."
             return Step(None, feedback, "the agent made no changes")
         if self.task.skip_verify or not self.steps:

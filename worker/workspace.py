@@ -192,22 +192,21 @@ class Workspace:
     ) -> str | None:
         """Stage everything and commit it as the given identity; None if nothing changed."""
         await run_git("add", "-A", cwd=worktree.path)
-        staged = await run_git("diff", "--cached", "--quiet", cwd=worktree.path, check=False)
-        if staged.returncode == 0:
-            return None
-        if staged.returncode != 1:
-            raise GitError(("git", "diff", "--cached", "--quiet"), staged.returncode, staged.stderr)
         identity = {
             "GIT_AUTHOR_NAME": author_name,
             "GIT_AUTHOR_EMAIL": author_email,
             "GIT_COMMITTER_NAME": author_name,
             "GIT_COMMITTER_EMAIL": author_email,
         }
-        await run_git(
-            "-c", f"user.name={author_name}", "-c", f"user.email={author_email}",
-            *_COMMIT_CONFIG, "commit", "--quiet", "--no-verify", "-m", message,
-            cwd=worktree.path, env=identity,
-        )  # fmt: skip
+        argv = ("-c", f"user.name={author_name}", "-c", f"user.email={author_email}",
+                *_COMMIT_CONFIG, "commit", "--quiet", "--no-verify", "-m", message)  # fmt: skip
+        committed = await run_git(*argv, cwd=worktree.path, env=identity, check=False)
+        if committed.returncode != 0:
+            # Asked only now (one git command less when there is work): was there nothing?
+            staged = await run_git("diff", "--cached", "--quiet", cwd=worktree.path, check=False)
+            if staged.returncode == 0:
+                return None
+            raise GitError(("git", *argv), committed.returncode, committed.stderr)
         sha = await self.head(worktree)
         log.info("worktree committed", extra={"branch": worktree.branch, "commit": sha})
         return sha

@@ -257,6 +257,16 @@ async def test_commit_all(
     assert git(worktree.path, "status", "--porcelain") == ""
 
 
+async def test_a_commit_git_refuses_is_an_error_not_nothing_to_commit(
+    workspace: Workspace, upstream: Path
+) -> None:
+    worktree = await _worktree(workspace, upstream, "APP-6")
+    (worktree.path / "new.txt").write_text("new\n")
+    with pytest.raises(GitError, match="ident"):  # git refuses an empty name
+        await workspace.commit_all(worktree, "APP-6: change", "", AGENT_EMAIL)
+    assert git(worktree.path, "rev-parse", "HEAD") == worktree.base_commit
+
+
 async def test_upstream_tag_moved(workspace: Workspace, upstream: Path) -> None:
     git(upstream, "tag", "v1")
     mirror = await workspace.sync_mirror("app", str(upstream))
