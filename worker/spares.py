@@ -3,11 +3,14 @@
 A fresh `git worktree add` writes every file of the repository, and removing the worktree at
 the task's end deletes them all again: on a VM disk that is 0.4 to 5 s for 10,000 files and
 1.4 to 30 s for 50,000 (bench/RESULTS.md), paid twice per task. A spare is moved into place
-instead and switched with `git checkout --force`, which writes only the files that differ;
-`git clean -ffdx` then deletes whatever the last task left untracked or ignored. What the
-agent gets is the same tree a fresh checkout gives: the tracked files of its start commit and
-nothing else. A spare with an operation in progress (merge, rebase, cherry-pick, bisect) is
-not kept, and anything that fails while taking one falls back to a fresh worktree.
+instead and switched with `git checkout --force`, which writes only the files that differ.
+A worktree is cleaned when it is parked (`checkout --force --detach`, then `git clean -ffdx`
+for whatever the last task left untracked or ignored), after its task has ended, so the next
+task does not wait for it: what that task gets is the same tree a fresh checkout gives, the
+tracked files of its start commit and nothing else. A spare is moved into the spares folder
+only once clean, so every spare there is. A worktree with an operation in progress (merge,
+rebase, cherry-pick, bisect) is not kept, and anything that fails while taking a spare falls
+back to a fresh worktree.
 
 Spares live inside their mirror, `<mirror>/spares/<id>`, detached, so that they hold no
 branch and go with the mirror when it is deleted. Callers hold the mirror's lock
@@ -62,8 +65,10 @@ async def park(mirror: Path, path: Path) -> bool:
     target = spares_dir(mirror) / uuid.uuid4().hex[:12]
     spares_dir(mirror).mkdir(exist_ok=True)
     try:
-        # Detached, the task's branch is free for whichever worktree resumes it.
-        await run_git("checkout", "--quiet", "--detach", cwd=path)
+        # Detached, the task's branch is free for whichever worktree resumes it; what the
+        # task left uncommitted goes (the task has ended: its work is on the branch).
+        await run_git("checkout", "--force", "--quiet", "--detach", cwd=path)
+        await run_git("clean", "-ffdxq", cwd=path)  # untracked, ignored, nested repos
         await run_git("worktree", "move", str(path), str(target), cwd=mirror)
     except GitError as exc:
         log.info("worktree not kept as a spare", extra={"path": str(path), "error": str(exc)})
@@ -84,9 +89,8 @@ async def take(mirror: Path, path: Path, branch: str, start: str | None) -> bool
             await asyncio.to_thread(shutil.rmtree, spare, ignore_errors=True)
             continue
         switch = ("-b", branch, start) if start is not None else (branch,)
-        try:
+        try:  # clean since it was parked: the switch writes only what differs
             await run_git("checkout", "--force", "--quiet", *switch, cwd=path)
-            await run_git("clean", "-ffdxq", cwd=path)  # untracked, ignored, nested repos
         except GitError as exc:
             log.warning("spare worktree unusable", extra={"path": str(path), "error": str(exc)})
             return False
