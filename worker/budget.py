@@ -122,8 +122,9 @@ class Budget:
 
     async def adopt_defaults(self) -> None:
         """Make the repo's or the global limits the task's own where it has none: the task
-        keeps them even if the defaults change, and Extend has limits to raise."""
-        task = await self.task()
+        keeps them even if the defaults change, and Extend has limits to raise. Called as the
+        task starts, with the row its move to `preparing` just returned: no read again."""
+        task = self._journal.task
         limits = self.limits(task)
         if limits == Limits(task.max_cost_usd, task.max_wall_seconds, task.max_turns):
             return

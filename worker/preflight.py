@@ -103,9 +103,9 @@ async def preflight(
 ) -> Report:
     """Check the commits base_commit..HEAD of `worktree` against the repo's rules. Without
     `check_author`, only the committer must be the repo's identity (the authors are kept)."""
-    # The four reads are independent: run at once, they cost about one command's wait.
-    commits, changes, binaries, diff = await asyncio.gather(
-        _identities(worktree, base_commit), _changes(worktree, base_commit),
+    # Independent reads, run at once: they cost about the wait of the longest.
+    commits, (changes, sizes), binaries, diff = await asyncio.gather(
+        _identities(worktree, base_commit), _changes_and_sizes(worktree, base_commit),
         _binaries(worktree, base_commit), _added_diff(worktree, base_commit),
     )  # fmt: skip
     expected = _identity(repo.git_author_name, repo.git_author_email)
@@ -119,7 +119,6 @@ async def preflight(
         if forbidden(path):
             violations.append(Violation("forbidden_file", path,
                                         "a file of this name holds credentials"))  # fmt: skip
-    sizes = await _sizes(worktree, present)
     for path in present:
         if sizes.get(path, 0) > MAX_FILE_BYTES:
             violations.append(Violation(
@@ -173,6 +172,15 @@ async def _changes(worktree: Path, base_commit: str) -> list[tuple[str, str]]:
                            cwd=worktree)  # fmt: skip
     parts = result.stdout.decode("utf-8", errors="replace").split("\0")
     return [(parts[i + 1], parts[i][:1]) for i in range(0, len(parts) - 1, 2)]
+
+
+async def _changes_and_sizes(
+    worktree: Path, base_commit: str
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """The changes, and the size of each file present after them."""
+    changes = await _changes(worktree, base_commit)
+    present = [path for path, status in changes if status != "D"]
+    return changes, await _sizes(worktree, present)
 
 
 async def _sizes(worktree: Path, paths: list[str]) -> dict[str, int]:
