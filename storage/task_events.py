@@ -13,7 +13,7 @@ import asyncpg
 from storage.db import Executor
 from storage.notifications import FOR_EVENT
 from storage.task_status import TaskStatus
-from storage.tasks import Task, TaskRepo
+from storage.tasks import MOVE, Task, TaskRepo, move_args
 
 CHANNEL = "task_events"
 
@@ -75,6 +75,33 @@ _INSERT = """
     )
     SELECT * FROM event
 """
+# A move (storage/tasks.py MOVE, $1 to $5) and its events ($6 kinds, $7 payloads, in order)
+# in one statement: no event unless the row moved. Outbox rows as _INSERT writes them, for
+# each ($8 event kind, $9 notice kind) pair.
+_MOVE_WITH_EVENTS = f"""
+    WITH moved AS ({MOVE}), input AS (
+        SELECT i.kind, i.payload::jsonb AS payload, i.n
+          FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS i(kind, payload, n)
+    ), event AS (
+        INSERT INTO task_events (task_id, kind, payload)
+        SELECT m.id, i.kind, i.payload
+          FROM moved m
+         CROSS JOIN input i
+         ORDER BY i.n
+        RETURNING id, task_id, kind
+    ), outbox AS (
+        INSERT INTO notifications (chat_id, thread_id, task_id, kind, payload, dedupe_key)
+        SELECT m.chat_id, m.thread_id, m.id, x.notice,
+               jsonb_build_object('event_id', e.id, 'event', e.kind),
+               x.notice || ':' || e.id
+          FROM event e
+          JOIN moved m ON m.id = e.task_id
+          JOIN unnest($8::text[], $9::text[]) AS x(event_kind, notice) ON x.event_kind = e.kind
+         WHERE m.chat_id IS NOT NULL
+        ON CONFLICT (dedupe_key) DO NOTHING
+    )
+    SELECT * FROM moved
+"""  # noqa: S608  # MOVE is a constant of ours: no input goes into the text
 _LATEST = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
@@ -175,11 +202,18 @@ async def record_move(
     conn: Executor, task: Task, to: TaskStatus, *, reason: str = "", **payload: Any
 ) -> Task:
     """A guarded status change and its events (status_changed, then task_done & co. for a
-    terminal status). Call inside a transaction; raises InvalidTransition."""
-    moved = await TaskRepo(conn).move(task.id, to, reason=reason)
-    events = TaskEventRepo(conn)
-    change = {"from": task.status.value, "to": to.value, "reason": reason}
-    await events.add(task.id, EventKind.STATUS_CHANGED, change)
+    terminal status), with their outbox rows: one statement, so one round trip, atomic by
+    itself and inside a caller's transaction alike. Raises InvalidTransition."""
+    events = [(EventKind.STATUS_CHANGED, {"from": task.status.value, "to": to.value,
+                                          "reason": reason})]  # fmt: skip
     if to in _TERMINAL_EVENTS:
-        await events.add(task.id, _TERMINAL_EVENTS[to], {"reason": reason, **payload})
-    return moved
+        events.append((_TERMINAL_EVENTS[to], {"reason": reason, **payload}))
+    notices = [(kind.value, n.value) for kind, _ in events for n in FOR_EVENT.get(kind.value, ())]
+    row = await conn.fetchrow(
+        _MOVE_WITH_EVENTS, *move_args(task.id, to, reason),
+        [kind.value for kind, _ in events], [json.dumps(p) for _, p in events],
+        [kind for kind, _ in notices], [notice for _, notice in notices],
+    )  # fmt: skip
+    if row is None:
+        raise await TaskRepo(conn).refused(task.id, to)
+    return Task.from_record(row)

@@ -30,7 +30,8 @@ _INSERT = """
 _BY_KEY = "SELECT * FROM tasks WHERE key = $1"
 _BY_ID = "SELECT * FROM tasks WHERE id = $1"
 _LOCK = "SELECT * FROM tasks WHERE id = $1 FOR UPDATE"
-_MOVE = """
+# The guarded move; storage/task_events.py record_move wraps it with the move's events.
+MOVE = """
     UPDATE tasks
        SET status = $2,
            status_reason = $4,
@@ -230,6 +231,12 @@ class TaskCounts:
     cost: Decimal
 
 
+def move_args(task_id: int, to: TaskStatus, reason: str) -> tuple[object, ...]:
+    """MOVE's parameters $1 to $5."""
+    sources = [s.value for s in allowed_sources(to)]
+    return task_id, to.value, sources, reason, [s.value for s in TERMINAL]
+
+
 class TaskRepo:
     def __init__(self, db: Executor) -> None:
         self._db = db
@@ -338,13 +345,14 @@ class TaskRepo:
 
     async def move(self, task_id: int, to: TaskStatus, *, reason: str = "") -> Task:
         """Change status only along TRANSITIONS; the SQL checks the current status atomically."""
-        sources = [s.value for s in allowed_sources(to)]
-        terminal = [s.value for s in TERMINAL]
-        row = await self._db.fetchrow(_MOVE, task_id, to.value, sources, reason, terminal)
+        row = await self._db.fetchrow(MOVE, *move_args(task_id, to, reason))
         if row is None:
-            current = await self._db.fetchval(_STATUS, task_id)
-            raise InvalidTransition(task_id, current, to.value)
+            raise await self.refused(task_id, to)
         return Task.from_record(row)
+
+    async def refused(self, task_id: int, to: TaskStatus) -> InvalidTransition:
+        """The error for a move to `to` that MOVE did not make, naming the current status."""
+        return InvalidTransition(task_id, await self._db.fetchval(_STATUS, task_id), to.value)
 
     async def set_branch(self, task_id: int, branch: str, base_commit: str) -> None:
         await self._db.execute(_SET_BRANCH, task_id, branch, base_commit)

@@ -26,9 +26,8 @@ class TaskJournal:
         log.info("task event", extra={"task_key": self.task.key, "event": kind.value})
 
     async def move(self, to: TaskStatus, *, reason: str = "", **payload: Any) -> Task:
-        """Guarded status change plus its events, in one transaction; raises InvalidTransition."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            moved = await record_move(conn, self.task, to, reason=reason, **payload)
+        """Guarded status change plus its events, in one statement; raises InvalidTransition."""
+        moved = await record_move(self._pool, self.task, to, reason=reason, **payload)
         log.info(
             "task moved",
             extra={"task_key": self.task.key, "from": self.task.status.value, "to": to.value},
