@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from storage.memory import Memory
@@ -21,6 +22,7 @@ from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import Task, TaskRepo
 from worker import reality
+from worker.aside import drop
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.forges.access import MissingToken, target_of
@@ -44,23 +46,25 @@ def task_text(task: Task) -> str:
     return "\n".join(part for part in (task.title, task.description, task.acceptance) if part)
 
 
-async def gather(journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps) -> Context:
+async def gather(
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps,
+    recalling: Awaitable[Recall | None],
+) -> Context:  # fmt: skip
+    """`recalling`: recall_memories(), started before the worktree was ready (it needs none)."""
     task = journal.task
     text = task_text(task)
     # Other branches and PRs need neither the map nor the recall: looked up beside them.
     open_work = asyncio.ensure_future(_open_work(repo, worktree, deps))
     try:
         (repo_map, shown), recalled = await asyncio.gather(
-            _repo_map(journal, worktree, deps, text), _recall(journal, deps)
+            _repo_map(journal, worktree, deps, text), recalling
         )
         named = hits(repo_map, mentions(text)) if repo_map is not None else None
         sources = _sources(task, worktree, open_work, repo_map=repo_map, named=named,
                            recalled=recalled)  # fmt: skip
         signal = await reality.assess(sources)
     finally:
-        open_work.cancel()  # done by now, unless the reality signal gave up waiting for it
-        if open_work.done() and not open_work.cancelled():
-            open_work.exception()  # retrieved even when no source asked: never logged as lost
+        await drop(open_work)  # done by now, unless the reality signal gave up waiting for it
     await journal.event(EventKind.REALITY_SIGNAL, **signal.payload(),
                         threshold=repo.reality_threshold)  # fmt: skip
     blocks = []
@@ -154,7 +158,9 @@ async def _repo_map(
     return repo_map, shown.text
 
 
-async def _recall(journal: TaskJournal, deps: WorkerDeps) -> Recall | None:
+async def recall_memories(journal: TaskJournal, deps: WorkerDeps) -> Recall | None:
+    """The past tasks like this one, recorded as the memory_recall event; None if the recall
+    failed (the task goes on without)."""
     task = journal.task
     try:
         recalled = await recall(deps.pool, deps.embedder, task, k=deps.memory.recall_k,

@@ -26,6 +26,7 @@ from storage.task_runs import TaskRunRepo
 from storage.task_status import TaskStatus
 from storage.tasks import TaskRepo
 from worker.agents.environment import agent_environment
+from worker.aside import drop
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.forges.access import MissingToken, git_credentials, target_of
@@ -93,20 +94,12 @@ async def check(
         kind = EventKind.PREFLIGHT_PASSED if report.passed else EventKind.PREFLIGHT_FAILED
         await journal.event(kind, **report.payload())
     except BaseException:
-        await _drop(patching)
+        await drop(patching)
         raise
     if not report.passed:
-        await _drop(patching)
+        await drop(patching)
         return report, None
     return report, await patching
-
-
-async def _drop(patching: asyncio.Future[list[PatchFile]]) -> None:
-    """Stop making patches no one will store (its error, if any, goes with them)."""
-    patching.cancel()
-    await asyncio.wait({patching})
-    if not patching.cancelled():
-        patching.exception()  # retrieved: asyncio would log it as never retrieved
 
 
 async def store_patches(

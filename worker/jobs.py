@@ -35,15 +35,17 @@ from storage.task_status import ACTIVE, TERMINAL, TaskStatus
 from storage.tasks import Task, TaskRepo
 from worker import orphans
 from worker.apply import apply_series
+from worker.aside import drop
 from worker.backoff import wait_or_give_up
 from worker.budget import Budget, block
-from worker.context import gather, remember_outcome
+from worker.context import gather, recall_memories, remember_outcome
 from worker.deliver import finish, keep_partial
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
 from worker.forges.access import delivery_problem, git_credentials
 from worker.git import GitError
 from worker.implement import implement
+from worker.memory_recall import Recall
 from worker.payloads import RunTaskPayload
 from worker.planning import needs_plan, plan
 from worker.queue import JobQueue, Priority, queue_task
@@ -96,18 +98,36 @@ async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: async
     if problem is not None:  # known now: no work is spent on a change that cannot land
         await journal.move(TaskStatus.FAILED, reason=problem)
         return
+    recalling = None
+    if task.kind != "apply":  # what happened before needs no worktree: recalled beside it
+        recalling = asyncio.ensure_future(recall_memories(journal, deps))
+    try:
+        await _prepared(journal, repo, deps, budget, cancel, recalling=recalling)
+    finally:
+        if recalling is not None:
+            await drop(recalling)
+
+
+async def _prepared(
+    journal: TaskJournal, repo: Repo, deps: WorkerDeps, budget: Budget, cancel: asyncio.Event,
+    *, recalling: asyncio.Future[Recall | None] | None,
+) -> None:  # fmt: skip
+    """The task in its workspace, which is made first, and taken away at the end."""
+    task = journal.task
     try:
         credentials = git_credentials(repo, deps.forge_env)
         mirror = await deps.workspace.sync_mirror(repo.name, repo.source, credentials=credentials)
         worktree = await deps.workspace.create_worktree(mirror, task.key, repo.default_branch)
     except GitError as exc:
+        if recalling is not None:
+            await asyncio.wait({recalling})  # its event before the task's end
         await journal.move(TaskStatus.FAILED, reason=f"could not prepare the workspace: {exc}")
         return
     await TaskRepo(deps.pool).set_branch(task.id, worktree.branch, worktree.base_commit)
     await journal.event(EventKind.WORKSPACE_READY, branch=worktree.branch,
                         base_commit=worktree.base_commit, resumed=worktree.resumed)  # fmt: skip
     try:
-        work = await _work(journal, repo, worktree, deps, budget)
+        work = await _work(journal, repo, worktree, deps, budget, recalling=recalling)
         if work is None:
             return
         if not await _unless_cancelled(work, cancel):
@@ -170,13 +190,14 @@ async def _take_slot(journal: TaskJournal, repo: Repo, deps: WorkerDeps) -> bool
 
 
 async def _work(
-    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget
-) -> Coroutine[Any, Any, None] | None:
+    journal: TaskJournal, repo: Repo, worktree: Worktree, deps: WorkerDeps, budget: Budget, *,
+    recalling: asyncio.Future[Recall | None] | None,
+) -> Coroutine[Any, Any, None] | None:  # fmt: skip
     """What the task does in its worktree: apply a forwarded series, plan, or implement;
-    None when the reality signal blocked it first."""
-    if journal.task.kind == "apply":  # a forwarded patch series: no context, no agent
+    None when the reality signal blocked it first. `recalling`: None for an `apply` task."""
+    if recalling is None:  # an `apply` task, a forwarded patch series: no context, no agent
         return _apply_and_deliver(journal, repo, worktree, deps)
-    context = await gather(journal, repo, worktree, deps)
+    context = await gather(journal, repo, worktree, deps, recalling)
     if context.blocked is not None:  # below the repo's reality threshold: no agent run
         await journal.move(TaskStatus.BLOCKED, reason=context.blocked)
         return None
