@@ -83,10 +83,19 @@ async def run_git(
 
     `env` adds to (or overrides) the base environment from git_env(). After `time_limit`
     seconds, or on cancellation, the process is killed before the exception propagates.
+
+    A command given a `time_limit` (one that talks to the network or may run long: fetch,
+    push, ls-remote, am, gc) dies with the worker, through orphans.dying_with_parent: none
+    of a dead worker's goes on beside the next one's in the same mirror. A short local one
+    (rev-parse, diff, commit, checkout ...) is started directly, about 1 ms sooner than
+    through the wrapper (bench/RESULTS.md); should the worker die under it, it ends on its
+    own long before another worker may take the task over (after the heartbeat timeout).
     """
     argv = ("git", *args)
     environment = git_env(env)
-    program, die_with_parent = orphans.dying_with_parent(argv, environment)
+    program, die_with_parent = list(argv), None
+    if time_limit is not None:
+        program, die_with_parent = orphans.dying_with_parent(argv, environment)
     proc = await asyncio.create_subprocess_exec(
         *program,
         cwd=cwd,
@@ -94,9 +103,7 @@ async def run_git(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        # A worker killed mid-command takes its git with it: no fetch or push of a dead
-        # worker goes on beside the next one's in the same mirror.
-        preexec_fn=die_with_parent,
+        preexec_fn=die_with_parent,  # None through setpriv: then Python can vfork()
     )
     try:
         async with asyncio.timeout(time_limit):

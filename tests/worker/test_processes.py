@@ -300,7 +300,7 @@ async def main():
     assert done.exit_code == 7, done  # children watched as the worker watches them
     await asyncio.gather(
         run_command(["sleep", "300"], cwd=here, env={"PATH": "/usr/bin:/bin"}, timeout=300),
-        run_git("-c", "alias.wait=!sleep 300", "wait", cwd=here),
+        run_git("-c", "alias.wait=!sleep 300", "wait", cwd=here, time_limit=300),
     )
 
 asyncio.run(main())
