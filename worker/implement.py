@@ -231,9 +231,10 @@ class _Attempts:
 
     async def _agent(self, attempt: int, prompt: Prompt) -> tuple[AgentResult, int, Usage | None]:
         """One agent run, its work committed; and the limit that stopped it, if one did."""
+        moved = None
         if self.journal.task.status is not TaskStatus.RUNNING:
-            await self.journal.move(TaskStatus.RUNNING)
-        limits = await self.budget.run_limits(self.deps.settings.default_max_turns)
+            moved = await self.journal.move(TaskStatus.RUNNING)
+        limits = await self.budget.run_limits(self.deps.settings.default_max_turns, fresh=moved)
         agent = self.agent
         run_id = await start_run(self.journal, self.deps, phase="attempt", attempt=attempt,
                                  backend=agent.name, model=agent.model,

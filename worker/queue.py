@@ -9,7 +9,7 @@ from pgqueuer import AsyncpgDriver, Queries
 
 from storage.db import Connection
 from storage.repos import RepoRepo
-from storage.task_events import EventKind, TaskEventRepo
+from storage.task_events import EventKind, TaskEventRepo, record_move
 from storage.task_status import TaskStatus
 from storage.tasks import NewTask, Task, TaskRepo
 from worker.payloads import Payload, RunTaskPayload
@@ -60,13 +60,12 @@ async def queue_task(conn: Connection, task: Task) -> Task:
 
     An earlier cancel request is cleared: it was for the run that was cancelled.
     """
-    tasks = TaskRepo(conn)
-    moved = await tasks.move(task.id, TaskStatus.QUEUED)
-    await tasks.clear_cancel(task.id)  # after the guarded move: never for a task not requeued
+    moved = await record_move(conn, task, TaskStatus.QUEUED)  # with its status_changed event
+    # After the guarded move: never for a task not requeued.
+    await TaskRepo(conn).clear_cancel(task.id)
     job_id = await JobQueue(conn).enqueue(
         RunTaskPayload(task_id=task.id), priority=Priority.for_task(task.priority)
     )
-    events = TaskEventRepo(conn)
-    await events.add(task.id, EventKind.STATUS_CHANGED, {"from": task.status, "to": "queued"})
-    await events.add(task.id, EventKind.TASK_QUEUED, {"job_id": job_id, "priority": task.priority})
+    await TaskEventRepo(conn).add(task.id, EventKind.TASK_QUEUED,
+                                  {"job_id": job_id, "priority": task.priority})  # fmt: skip
     return replace(moved, cancel_requested_at=None, cancel_requested_by=None)
