@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from overhead_floor import AGENT, Floor, ReusedFloor, git, make_upstream
-from overhead_trace import PHASES, git_seconds, phases
+from overhead_trace import PHASES, cpu, git_seconds, phases, postgres_cpu
 
 from storage.db import admin_execute, create_pool, with_db
 from storage.embedded import start_embedded
@@ -84,7 +84,7 @@ class Waiter:
 @asynccontextmanager
 async def worker_process(
     dsn: str, home: Path, trace: Path | None, *, concurrency: int = 1
-) -> AsyncIterator[None]:
+) -> AsyncIterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": dsn, "DEVSERVER_HOME": str(home),
            "WORKER_CONCURRENCY": str(concurrency), "DEVSERVER_LOG_LEVEL": "WARNING"}  # fmt: skip
     if trace is not None:
@@ -92,7 +92,7 @@ async def worker_process(
     proc = subprocess.Popen([sys.executable, "-m", "devserver", "worker"], env=env, cwd=ROOT)  # noqa: ASYNC220
     try:
         await asyncio.sleep(3)  # connect, migrate check, LISTEN
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 60)
@@ -160,17 +160,25 @@ async def bench_size(
         floor = Floor(upstream, scratch / f"floor-{files}")
         reused = ReusedFloor(upstream, scratch / f"reused-floor-{files}")
         home = scratch / f"home-{files}"
-        async with worker_process(dsn, home, None):
+        async with worker_process(dsn, home, None) as worker:
             _, first = await run_task(pool, waiter, repo.id, "First task: clone and cold map")
             pipeline, floors, reused_floors = [], [], []
             reused.run()  # its worktree made and warm, as the pipeline's spare is
             before = await database_counts(pool)
+            cpu_before, floor_cpu = (*cpu(worker.pid), postgres_cpu()), 0.0
             for number in range(tasks):
                 pipeline.append((await run_task(pool, waiter, repo.id, f"Task {number}"))[1])
+                mine = cpu(os.getpid())[1]  # the floor's git and agent are our children
                 floors.append(floor.run())
+                floor_cpu += cpu(os.getpid())[1] - mine
                 reused_floors.append(reused.run())
+            cpu_after = (*cpu(worker.pid), postgres_cpu())
             after = await database_counts(pool)
         result["db_per_task"] = {k: (after[k] - before[k]) / tasks for k in after}
+        # CPU per task; the worker and PostgreSQL idle while the floors run.
+        spent = [(a - b) / tasks for a, b in zip(cpu_after, cpu_before, strict=True)]
+        result["cpu_per_task"] = {"worker": spent[0], "worker_children": spent[1],
+                                  "postgres": spent[2], "floor": floor_cpu / tasks}  # fmt: skip
         trace = scratch / f"trace-{files}.json"
         floor_trace = scratch / f"floor-trace-{files}.json"
         explained: list[dict[str, float]] = []
@@ -213,6 +221,12 @@ def report(results: list[dict[str, object]], tasks: int, explain: int) -> None:
         assert isinstance(counts, dict)
         print(f"- {r['files']:,} files, rows per task: " + ", ".join(
             f"{name} {value:.0f}" for name, value in counts.items()))  # fmt: skip
+        spent = r["cpu_per_task"]
+        assert isinstance(spent, dict)
+        print(f"  CPU per task, ms: the worker {spent['worker'] * 1000:.0f} and the git and "
+              f"agent it ran {spent['worker_children'] * 1000:.0f}, PostgreSQL "
+              f"{spent['postgres'] * 1000:.0f}; the floor's git and agent "
+              f"{spent['floor'] * 1000:.0f}")  # fmt: skip
     if not explain:
         return
     print(f"\nWhere the pipeline's time goes ({explain} traced tasks per size; medians, s):\n")

@@ -1,9 +1,11 @@
 """bench/overhead.py's account of where a task's time goes: git's own wall time per
-subcommand (from GIT_TRACE2_EVENT) and the pipeline's phases (from the task's events)."""
+subcommand (from GIT_TRACE2_EVENT), the pipeline's phases (from the task's events), and the
+CPU time of the worker, its children and PostgreSQL (from /proc)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -67,3 +69,33 @@ async def phases(pool: asyncpg.Pool, task_id: int) -> dict[str, float]:
         out[label] = (at - last).total_seconds()
         last = at
     return out
+
+
+def cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of process `pid`, and of its children that have ended
+    (Linux /proc; (0, 0) for a process gone or elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime) / tick, (cutime + cstime) / tick
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every process of this machine named `postgres` (the embedded server's
+    backends and helpers; none when the database runs elsewhere)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="ascii") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+        except OSError:
+            continue
+        total += sum(cpu(int(entry)))
+    return total
