@@ -13,8 +13,11 @@ hand for the same result, in a mirror of their own:
 The pipeline runs in a real `python -m devserver worker` process (WORKER_CONCURRENCY=1);
 this process submits one task at a time (submit_task, as /new and the CLI do) and stops the
 clock when the task_done NOTIFY arrives. Pipeline and floor runs alternate, so load on the
-machine hits both alike. The first task of each repository (mirror clone, cold repo map) is
-reported apart. Then `--explain` tasks run with GIT_TRACE2_EVENT set, to say where the
+machine hits both alike; each floor waits until the worker holds no job (what a job does
+after task_done, the memory write and parking the worktree, would run beside it). The first
+task of each repository (mirror clone, cold repo map) is reported apart. The CPU time per
+task of the worker, of the git and agent it runs, of PostgreSQL, and of the floor, comes
+from /proc. Then `--explain` tasks run with GIT_TRACE2_EVENT set, to say where the
 pipeline's time goes: the git commands it runs (each one's wall time from git itself), the
 agent, and the rest (Python and PostgreSQL), phase by phase from the task's events.
 
@@ -120,6 +123,13 @@ async def run_task(
     return task.id, elapsed
 
 
+async def worker_idle(pool: asyncpg.Pool) -> None:
+    """Wait until the worker holds no job: after task_done its job still writes the memory
+    and parks the worktree, which must not run beside the floor that comes next."""
+    while await pool.fetchval("SELECT EXISTS (SELECT 1 FROM pgqueuer WHERE status = 'picked')"):
+        await asyncio.sleep(0.005)
+
+
 async def database_counts(pool: asyncpg.Pool) -> dict[str, int]:
     """Rows written so far to the tables a task writes most (pg_stat_database's counters lag
     by up to 10 s per backend, too long to read per run)."""
@@ -168,6 +178,7 @@ async def bench_size(
             cpu_before, floor_cpu = (*cpu(worker.pid), postgres_cpu()), 0.0
             for number in range(tasks):
                 pipeline.append((await run_task(pool, waiter, repo.id, f"Task {number}"))[1])
+                await worker_idle(pool)
                 mine = cpu(os.getpid())[1]  # the floor's git and agent are our children
                 floors.append(floor.run())
                 floor_cpu += cpu(os.getpid())[1] - mine
@@ -186,6 +197,7 @@ async def bench_size(
             explained_walls = []
             for number in range(explain):
                 task_id, wall = await run_task(pool, waiter, repo.id, f"Explained {number}")
+                await worker_idle(pool)  # the next task starts with the worker idle, as above
                 explained.append(await phases(pool, task_id))
                 explained_walls.append(wall)
         for _ in range(explain):
