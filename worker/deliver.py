@@ -108,14 +108,21 @@ async def store_patches(
 ) -> int:  # fmt: skip
     """The format-patch series and combined.mbox, stored as artifacts; returns the commits.
     `head`: the branch's head commit, if the caller knows it already."""
-    async with deps.pool.acquire() as conn, conn.transaction():
-        artifacts = ArtifactRepo(conn)
-        await artifacts.replace_patches(journal.task.id)
-        for f in files:
-            kind = ArtifactKind.MBOX if f.filename.endswith(".mbox") else ArtifactKind.PATCH
-            await artifacts.put(journal.task.id, kind, f.filename, f.content)
+
+    async def store() -> None:
+        async with deps.pool.acquire() as conn, conn.transaction():
+            artifacts = ArtifactRepo(conn)
+            await artifacts.replace_patches(journal.task.id)
+            for f in files:
+                kind = ArtifactKind.MBOX if f.filename.endswith(".mbox") else ArtifactKind.PATCH
+                await artifacts.put(journal.task.id, kind, f.filename, f.content)
+
+    async def set_head() -> None:
+        await TaskRepo(deps.pool).set_head(journal.task.id,
+                                           head or await deps.workspace.head(worktree))  # fmt: skip
+
+    await asyncio.gather(store(), set_head())  # both before the event that announces them
     commits = sum(1 for f in files if f.filename.endswith(".patch"))
-    await TaskRepo(deps.pool).set_head(journal.task.id, head or await deps.workspace.head(worktree))
     mbox_bytes = sum(len(f.content) for f in files if f.filename.endswith(".mbox"))
     await journal.event(EventKind.PATCHES_GENERATED, commits=commits,
                         files=[f.filename for f in files], mbox_bytes=mbox_bytes)  # fmt: skip

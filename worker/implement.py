@@ -17,6 +17,7 @@ one, or refused again, the task waits (worker/backoff.py) or, out of quota, fail
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from storage.repos import Repo
@@ -125,11 +126,13 @@ class _Attempts:
         self.home.mkdir(parents=True, exist_ok=True)
         # Commits the agent makes itself carry the repo's identity (the preflight checks it).
         await set_identity(self.home, self.repo.git_author_name, self.repo.git_author_email)
-        earlier = await self.runs.attempts_made(self.task.id)
-        prompt = await self._first_prompt()
+        # Three reads, none waiting for another. The budget: resumed, or the plan phase
+        # used it all.
+        earlier, prompt, breach = await asyncio.gather(
+            self.runs.attempts_made(self.task.id), self._first_prompt(), self.budget.exceeded()
+        )
         session_id = prompt.resume
         reason = "no attempt was made"
-        breach = await self.budget.exceeded()  # resumed, or the plan phase used it all
         if breach is not None:
             return _stopped(breach)
         for n in range(1, self.repo.max_attempts + 1):

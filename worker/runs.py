@@ -7,6 +7,7 @@ run (worker/agent_choice.py) is a run of its own, under the fallback's backend a
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -35,16 +36,20 @@ async def finish_run(
 ) -> None:  # fmt: skip
     cost = Decimal(str(result.cost_usd)) if result.cost_usd is not None else None
     kind = result.error_kind.value if result.error_kind else None
-    await TaskRunRepo(deps.pool).finish(run_id, RunOutcome(
-        ok=result.ok, exit_code=result.exit_code, session_id=result.session_id,
-        cost_usd=cost, turns=result.turns, duration_seconds=result.duration_seconds,
-        error_class=kind, error_message=result.error_message, output_tail=result.output_tail,
-    ))  # fmt: skip
+    # The run's row and the task's spend at once; the event, which readers act on, after.
     # A run that succeeds without a cost is the subscription case: the task's cost is unknown.
     # (A run stopped early reports nothing; its cost is missing, but that is no such sign.)
-    await TaskRepo(deps.pool).add_spend(journal.task.id, cost_usd=cost or Decimal(0),
-                                        turns=result.turns or 0,
-                                        cost_unknown=result.ok and cost is None)  # fmt: skip
+    await asyncio.gather(
+        TaskRunRepo(deps.pool).finish(run_id, RunOutcome(
+            ok=result.ok, exit_code=result.exit_code, session_id=result.session_id,
+            cost_usd=cost, turns=result.turns, duration_seconds=result.duration_seconds,
+            error_class=kind, error_message=result.error_message,
+            output_tail=result.output_tail,
+        )),
+        TaskRepo(deps.pool).add_spend(journal.task.id, cost_usd=cost or Decimal(0),
+                                      turns=result.turns or 0,
+                                      cost_unknown=result.ok and cost is None),
+    )  # fmt: skip
     tokens = {"usage": result.usage} if result.usage else {}  # a CLI that counts no dollars
     await journal.event(
         EventKind.AGENT_FINISHED, phase=phase, attempt=attempt, ok=result.ok,
