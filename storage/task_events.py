@@ -55,29 +55,31 @@ class EventKind(StrEnum):
     OPERATOR_ACTION = "operator_action"  # who pressed what (button or command), and when
 
 
-# The event and the outbox rows announcing it (storage/notifications.py) commit together,
+# The outbox rows announcing events (storage/notifications.py): one per (event kind, notice
+# kind) pair of the two arrays, for a task of a chat. Written in the events' own statement,
 # so a chat hears about every event it should, even when the bot is down at the time.
-_INSERT = """
+_OUTBOX = """outbox AS (
+        INSERT INTO notifications (chat_id, thread_id, task_id, kind, payload, dedupe_key)
+        SELECT t.chat_id, t.thread_id, t.id, x.notice,
+               jsonb_build_object('event_id', e.id, 'event', e.kind),
+               x.notice || ':' || e.id
+          FROM event e
+          JOIN {task} t ON t.id = e.task_id
+          JOIN unnest({event_kinds}::text[], {notices}::text[]) AS x(event_kind, notice)
+            ON x.event_kind = e.kind
+         WHERE t.chat_id IS NOT NULL
+        ON CONFLICT (dedupe_key) DO NOTHING
+    )"""
+_INSERT = f"""
     WITH event AS (
         INSERT INTO task_events (task_id, kind, payload)
         VALUES ($1, $2, $3::jsonb)
         RETURNING id, task_id, kind, payload, created_at
-    ), outbox AS (
-        INSERT INTO notifications (chat_id, thread_id, task_id, kind, payload, dedupe_key)
-        SELECT t.chat_id, t.thread_id, t.id, n.kind,
-               jsonb_build_object('event_id', e.id, 'event', e.kind),
-               n.kind || ':' || e.id
-          FROM event e
-          JOIN tasks t ON t.id = e.task_id
-         CROSS JOIN unnest($4::text[]) AS n(kind)
-         WHERE t.chat_id IS NOT NULL
-        ON CONFLICT (dedupe_key) DO NOTHING
-    )
+    ), {_OUTBOX.format(task="tasks", event_kinds="$4", notices="$5")}
     SELECT * FROM event
-"""
+"""  # noqa: S608  # constants of ours: no input goes into the text
 # A move (storage/tasks.py MOVE, $1 to $5) and its events ($6 kinds, $7 payloads, in order)
-# in one statement: no event unless the row moved. Outbox rows as _INSERT writes them, for
-# each ($8 event kind, $9 notice kind) pair.
+# in one statement: no event unless the row moved; their outbox rows for ($8, $9).
 _MOVE_WITH_EVENTS = f"""
     WITH moved AS ({MOVE}), input AS (
         SELECT i.kind, i.payload::jsonb AS payload, i.n
@@ -89,19 +91,9 @@ _MOVE_WITH_EVENTS = f"""
          CROSS JOIN input i
          ORDER BY i.n
         RETURNING id, task_id, kind
-    ), outbox AS (
-        INSERT INTO notifications (chat_id, thread_id, task_id, kind, payload, dedupe_key)
-        SELECT m.chat_id, m.thread_id, m.id, x.notice,
-               jsonb_build_object('event_id', e.id, 'event', e.kind),
-               x.notice || ':' || e.id
-          FROM event e
-          JOIN moved m ON m.id = e.task_id
-          JOIN unnest($8::text[], $9::text[]) AS x(event_kind, notice) ON x.event_kind = e.kind
-         WHERE m.chat_id IS NOT NULL
-        ON CONFLICT (dedupe_key) DO NOTHING
-    )
+    ), {_OUTBOX.format(task="moved", event_kinds="$8", notices="$9")}
     SELECT * FROM moved
-"""  # noqa: S608  # MOVE is a constant of ours: no input goes into the text
+"""  # noqa: S608  # constants of ours: no input goes into the text
 _LATEST = """
     SELECT id, task_id, kind, payload, created_at
       FROM task_events
@@ -154,7 +146,8 @@ class TaskEventRepo:
 
     async def add(self, task_id: int, kind: EventKind, payload: dict[str, Any]) -> TaskEvent:
         notices = [n.value for n in FOR_EVENT.get(kind.value, ())]
-        row = await self._db.fetchrow(_INSERT, task_id, kind.value, json.dumps(payload), notices)
+        row = await self._db.fetchrow(_INSERT, task_id, kind.value, json.dumps(payload),
+                                      [kind.value] * len(notices), notices)  # fmt: skip
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
         return TaskEvent.from_record(row)
 
