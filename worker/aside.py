@@ -1,5 +1,6 @@
-"""Work a job starts beside its main line (a fetch while the slot is taken, patches while the
-preflight reads), to be awaited later or dropped when it is not needed after all."""
+"""Work a job starts beside its main line (the memory recall while the workspace is made,
+the patches while the preflight reads, the collision lookup while the repo map is built), to
+be awaited later or dropped when it is not needed after all."""
 
 from __future__ import annotations
 

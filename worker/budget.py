@@ -146,9 +146,8 @@ class Budget:
     async def run_limits(self, turn_cap: int, *, fresh: Task | None = None) -> RunLimits:
         """The turns and dollars the next agent run may use (call after `exceeded`).
         `fresh`: the task's row as a move just returned it, instead of reading it again."""
-        if fresh is not None:
-            self._last = fresh
-        task = fresh or await self.task()
+        task = fresh if fresh is not None else await self.task()
+        self._last = task
         limits = self.limits(task)
         max_turns, bound = turn_cap, False
         if limits.turns is not None and limits.turns - task.spent_turns < turn_cap:

@@ -210,6 +210,7 @@ async def _binaries(worktree: Path, base_commit: str) -> set[str]:
 
 
 async def _added_diff(worktree: Path, base_commit: str) -> str:
+    """The change as `git diff -U0`: what the secret scan reads (added_lines)."""
     result = await run_git("-c", "core.quotePath=false", "diff", "-U0", "--no-color",
                            "--no-renames", "--no-ext-diff", "--no-textconv", base_commit,
                            "HEAD", cwd=worktree)  # fmt: skip
