@@ -143,7 +143,7 @@ async def _repo_map(
 ) -> tuple[RepoMap | None, str]:
     """The map, and its rendering for the task within the prompt's budget."""
     try:
-        repo_map, stats = await deps.repo_maps.build(worktree.path)
+        repo_map, stats = await deps.repo_maps.build(worktree.path, tree_id=worktree.tree)
     except Exception as exc:  # the task can go on without a map
         log.warning("repo map failed", extra={"task_key": journal.task.key, "error": repr(exc)})
         await journal.event(EventKind.REPO_MAP_BUILT, ok=False, error=str(exc)[:500])

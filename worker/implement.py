@@ -120,7 +120,7 @@ class _Attempts:
         self.runs = TaskRunRepo(deps.pool)
         self.contract = contract_of(self.task)
         self.scope_strikes = 0
-        self.committed: str | None = None  # the commit of the last run's work, if it left some
+        self.committed = False  # whether the last run's work was committed (it left some)
 
     async def run(self) -> Verdict:  # noqa: PLR0911  # one way out per kind of ending
         self.home.mkdir(parents=True, exist_ok=True)
@@ -269,9 +269,7 @@ class _Attempts:
                         f"{failure.feedback()}")  # fmt: skip
             return Step(None, tail(feedback, FEEDBACK_LIMIT), reason, failure=failure)
         # A commit made just now is after the base; else the agent may have committed itself.
-        if self.committed is None and not await self.deps.workspace.commits_since_base(
-            self.worktree
-        ):
+        if not self.committed and not await self.deps.workspace.commits_since_base(self.worktree):
             feedback = "You made no changes to the repository; the task needs a change."
             return Step(None, feedback, "the agent made no changes")
         if self.task.skip_verify or not self.steps:
@@ -332,7 +330,7 @@ class _Attempts:
                     f"verification failed at step {failed.name} ({failure.key})",
                     failure=failure)  # fmt: skip
 
-    async def _commit(self, message: str) -> str | None:
+    async def _commit(self, message: str) -> bool:
         return await self.deps.workspace.commit_all(
             self.worktree, message, self.repo.git_author_name, self.repo.git_author_email
         )

@@ -104,10 +104,9 @@ async def preflight(
     """Check the commits base_commit..HEAD of `worktree` against the repo's rules. Without
     `check_author`, only the committer must be the repo's identity (the authors are kept)."""
     # Independent reads, run at once: they cost about the wait of the longest.
-    commits, (changes, sizes), binaries, diff = await asyncio.gather(
-        _identities(worktree, base_commit), _changes_and_sizes(worktree, base_commit),
-        _binaries(worktree, base_commit), _added_diff(worktree, base_commit),
-    )  # fmt: skip
+    commits, (changes, sizes, binaries, diff) = await asyncio.gather(
+        _identities(worktree, base_commit), _diff_and_sizes(worktree, base_commit)
+    )
     expected = _identity(repo.git_author_name, repo.git_author_email)
     violations = [
         Violation("identity", sha[:12], f"commit by {_who(author, committer)}, not {expected}")
@@ -166,21 +165,44 @@ async def _identities(worktree: Path, base_commit: str) -> list[tuple[str, str, 
     return out
 
 
-async def _changes(worktree: Path, base_commit: str) -> list[tuple[str, str]]:
-    """(path, status letter) of every file changed after the base; renames as delete + add."""
-    result = await run_git("diff", "--name-status", "--no-renames", "-z", base_commit, "HEAD",
-                           cwd=worktree)  # fmt: skip
-    parts = result.stdout.decode("utf-8", errors="replace").split("\0")
-    return [(parts[i + 1], parts[i][:1]) for i in range(0, len(parts) - 1, 2)]
+@dataclass(frozen=True, slots=True)
+class _Diff:
+    changes: list[tuple[str, str]]  # (path, status letter); renames as delete + add
+    binaries: set[str]  # files git itself treats as binary
+    patch: str  # the change as `git diff -U0`: what the secret scan reads (added_lines)
 
 
-async def _changes_and_sizes(
+async def _diff(worktree: Path, base_commit: str) -> _Diff:
+    """One `git diff` of base..HEAD in three formats: --raw (each file's status), --numstat
+    (`-` for the line counts of a binary file) and -U0 (the lines added). With -z, the
+    first two end at an empty entry; the patch follows as text."""
+    result = await run_git("-c", "core.quotePath=false", "diff", "--raw", "--numstat", "-U0",
+                           "-z", "--no-abbrev", "--no-color", "--no-renames", "--no-ext-diff",
+                           "--no-textconv", base_commit, "HEAD", cwd=worktree)  # fmt: skip
+    listing, _, patch = result.stdout.partition(b"\0\0")
+    entries = listing.decode("utf-8", errors="replace").split("\0")
+    changes, binaries, at = [], set(), 0
+    while at < len(entries):
+        entry = entries[at]
+        if entry.startswith(":"):  # ":old-mode new-mode old-blob new-blob STATUS", path
+            changes.append((entries[at + 1], entry.split()[-1][:1]))
+            at += 2
+            continue
+        added, _, rest = entry.partition("\t")  # "added\tdeleted\tpath"
+        deleted, _, path = rest.partition("\t")
+        if added == "-" and deleted == "-" and path:
+            binaries.add(path)
+        at += 1
+    return _Diff(changes, binaries, patch.decode("utf-8", errors="replace"))
+
+
+async def _diff_and_sizes(
     worktree: Path, base_commit: str
-) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """The changes, and the size of each file present after them."""
-    changes = await _changes(worktree, base_commit)
-    present = [path for path, status in changes if status != "D"]
-    return changes, await _sizes(worktree, present)
+) -> tuple[list[tuple[str, str]], dict[str, int], set[str], str]:
+    """The changes, the size of each file present after them, the binaries, the patch."""
+    diff = await _diff(worktree, base_commit)
+    present = [path for path, status in diff.changes if status != "D"]
+    return diff.changes, await _sizes(worktree, present), diff.binaries, diff.patch
 
 
 async def _sizes(worktree: Path, paths: list[str]) -> dict[str, int]:
@@ -194,27 +216,6 @@ async def _sizes(worktree: Path, paths: list[str]) -> dict[str, int]:
         if path and size.isdigit():
             sizes[path] = int(size)
     return sizes
-
-
-async def _binaries(worktree: Path, base_commit: str) -> set[str]:
-    """Files git itself treats as binary (numstat shows `-` for their line counts)."""
-    result = await run_git("diff", "--numstat", "--no-renames", "-z", base_commit, "HEAD",
-                           cwd=worktree)  # fmt: skip
-    out = set()
-    for entry in result.stdout.decode("utf-8", errors="replace").split("\0"):
-        added, _, rest = entry.partition("\t")
-        deleted, _, path = rest.partition("\t")
-        if added == "-" and deleted == "-" and path:
-            out.add(path)
-    return out
-
-
-async def _added_diff(worktree: Path, base_commit: str) -> str:
-    """The change as `git diff -U0`: what the secret scan reads (added_lines)."""
-    result = await run_git("-c", "core.quotePath=false", "diff", "-U0", "--no-color",
-                           "--no-renames", "--no-ext-diff", "--no-textconv", base_commit,
-                           "HEAD", cwd=worktree)  # fmt: skip
-    return result.stdout.decode("utf-8", errors="replace")
 
 
 def _secrets(diff: str, *, skip: set[str]) -> list[Finding]:
@@ -235,7 +236,9 @@ def added_lines(diff: str) -> list[tuple[str, list[tuple[int, str]]]]:
         if raw.startswith("diff --git "):
             lines = None
         elif raw.startswith("+++ ") and lines is None:
-            target = _unquote(raw[4:])
+            # git ends the name with a tab when it holds a space (for GNU patch); a name
+            # that truly ends in one is quoted, so the tab here is never part of it
+            target = _unquote(raw[4:].removesuffix("\t"))
             if target != "/dev/null":
                 lines = []
                 files.append((target.removeprefix("b/"), lines))

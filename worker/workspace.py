@@ -55,6 +55,7 @@ class Worktree:
     base_commit: str  # where the task's patches start from
     resumed: bool  # the branch existed already (a retried task)
     mirror: Path  # the bare mirror this worktree is linked to
+    tree: str | None = None  # the tree checked out when it was made (the repo map's key)
 
 
 def validate_task_key(task_key: str) -> str:
@@ -156,10 +157,11 @@ class Workspace:
         upstream = f"refs/remotes/origin/{default_branch}"
         async with self.mirror_lock(mirror):
             commits = await _commits(mirror, upstream, f"refs/heads/{branch}")
-            upstream_commit = commits.get(upstream)
-            if upstream_commit is None:
+            if upstream not in commits:
                 raise GitError(("git", "rev-parse", upstream), 1, f"{upstream} not found")
+            upstream_commit = commits[upstream].commit
             resumed = f"refs/heads/{branch}" in commits
+            tree = commits[f"refs/heads/{branch}" if resumed else upstream].tree
             if resumed or path.exists():  # a new branch has no worktree, unless one crashed
                 await self.remove_stale(mirror, path, branch)
             self.worktrees_dir.mkdir(parents=True, exist_ok=True)
@@ -185,12 +187,14 @@ class Workspace:
             "worktree created",
             extra={"task_key": task_key, "branch": branch, "resumed": resumed},
         )
-        return Worktree(path, branch, base_commit, resumed, mirror)
+        return Worktree(path, branch, base_commit, resumed, mirror, tree)
 
     async def commit_all(
         self, worktree: Worktree, message: str, author_name: str, author_email: str
-    ) -> str | None:
-        """Stage everything and commit it as the given identity; None if nothing changed."""
+    ) -> bool:
+        """Stage everything and commit it as the given identity; False if nothing changed.
+        (The new commit is `head()`: not read here, since the one caller on every task's
+        path needs only to know whether there was work.)"""
         await run_git("add", "-A", cwd=worktree.path)
         identity = {
             "GIT_AUTHOR_NAME": author_name,
@@ -205,11 +209,10 @@ class Workspace:
             # Asked only now (one git command less when there is work): was there nothing?
             staged = await run_git("diff", "--cached", "--quiet", cwd=worktree.path, check=False)
             if staged.returncode == 0:
-                return None
+                return False
             raise GitError(("git", *argv), committed.returncode, committed.stderr)
-        sha = await self.head(worktree)
-        log.info("worktree committed", extra={"branch": worktree.branch, "commit": sha})
-        return sha
+        log.info("worktree committed", extra={"branch": worktree.branch})
+        return True
 
     async def commits_since_base(self, worktree: Worktree) -> list[str]:
         """Commits on the task branch after its base, oldest first."""
@@ -341,17 +344,22 @@ async def _flock(fd: int) -> None:
             return
 
 
-async def _commits(repository: Path, *refs: str) -> dict[str, str]:
-    """The commit each of `refs` (full names) points to; a ref missing, or pointing to
-    something other than a commit, is left out. One git command for all of them."""
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    commit: str
+    tree: str
+
+
+async def _commits(repository: Path, *refs: str) -> dict[str, _Commit]:
+    """The commit each of `refs` (full names) points to, and its tree; a ref missing, or
+    pointing to something other than a commit, is left out. One git command for all."""
     result = await run_git(
-        "for-each-ref", "--format=%(objecttype) %(objectname) %(refname)", *refs,
+        "for-each-ref", "--format=%(objecttype) %(objectname) %(tree) %(refname)", *refs,
         cwd=repository,
     )  # fmt: skip
     found = {}
     for line in result.text.splitlines():
-        kind, _, rest = line.partition(" ")
-        sha, _, name = rest.partition(" ")
+        kind, sha, tree, name = line.split(" ", 3)  # a tag has no tree: ""
         if kind == "commit" and name in refs:  # a pattern also matches refs below it
-            found[name] = sha
+            found[name] = _Commit(sha, tree)
     return found

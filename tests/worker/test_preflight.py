@@ -86,6 +86,22 @@ async def test_an_added_secret_is_found_at_its_line_and_shown_masked(
     assert "settings.py:3" in report.reason()
 
 
+async def test_paths_with_spaces_and_accents_are_named_as_they_are(
+    pool: Pool, work: tuple[Path, str]
+) -> None:
+    """git ends a `+++` name holding a space with a tab, and quotes one holding an accent;
+    neither may reach the file list or a finding."""
+    path, base = work
+    commit_file(path, "notes/my notes.txt", f"gh {github_token(4)}\n", "notes")
+    commit_file(path, "docs/café menu.md", f"token: {github_token(5)}\n", "menu")
+    git(path, "rm", "-q", "README.md")
+    git(path, "commit", "-qm", "no readme")
+    report = await preflight(path, base, await _repo(pool))
+    assert report.files == ["README.md", "docs/café menu.md", "notes/my notes.txt"]
+    secrets = sorted((v.path, v.line) for v in report.violations if v.check == "secret")
+    assert secrets == [("docs/café menu.md", 1), ("notes/my notes.txt", 1)]
+
+
 async def test_identity_names_the_commit_by_someone_else(
     pool: Pool, work: tuple[Path, str]
 ) -> None:

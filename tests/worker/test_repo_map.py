@@ -88,6 +88,11 @@ async def test_same_tree_again_reads_nothing(
     assert warm.parsed == 0
     assert (warm.files, warm.symbols, warm.languages) == (cold.files, cold.symbols, cold.languages)
     assert warm.seconds < cold.seconds
+    # Given the tree (the workspace knows it), no git command at all.
+    monkeypatch.setattr(repo_map_module, "_head_tree", no_reading)
+    third, given = await mapper.build(repo, tree_id=first.tree_id)
+    assert third is first
+    assert given.cached
 
 
 async def test_disk_cache_serves_a_new_mapper(

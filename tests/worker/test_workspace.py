@@ -63,12 +63,13 @@ async def test_concurrent_worktrees_are_isolated(workspace: Workspace, upstream:
     )
     (one.path / "one.txt").write_text("1\n")
     (two.path / "two.txt").write_text("2\n")
-    sha_one, sha_two = await asyncio.gather(
+    committed = await asyncio.gather(
         workspace.commit_all(one, "one", AGENT_NAME, AGENT_EMAIL),
         workspace.commit_all(two, "two", AGENT_NAME, AGENT_EMAIL),
     )
-    assert sha_one is not None
-    assert sha_two is not None
+    assert all(committed)
+    sha_one, sha_two = await workspace.head(one), await workspace.head(two)
+    assert sha_one != sha_two
     assert not (one.path / "two.txt").exists()
     assert not (two.path / "one.txt").exists()
     assert git(mirror, "rev-parse", "refs/heads/agent/APP-1") == sha_one
@@ -128,8 +129,10 @@ async def test_cancelled_lock_waiter_leaves_lock_free(workspace: Workspace, upst
 
 async def test_retry_resumes_branch(workspace: Workspace, upstream: Path) -> None:
     first = await _worktree(workspace, upstream, "APP-7")
+    assert first.tree == git(first.path, "rev-parse", "HEAD^{tree}")  # the repo map's key
     (first.path / "work.txt").write_text("partial\n")
-    sha = await workspace.commit_all(first, "wip", AGENT_NAME, AGENT_EMAIL)
+    assert await workspace.commit_all(first, "wip", AGENT_NAME, AGENT_EMAIL)
+    sha = await workspace.head(first)
     await workspace.remove_worktree(first)
     assert not first.path.exists()
     assert git(first.mirror, "rev-parse", "refs/heads/agent/APP-7") == sha
@@ -141,6 +144,7 @@ async def test_retry_resumes_branch(workspace: Workspace, upstream: Path) -> Non
     assert again.base_commit == first.base_commit
     assert again.path == first.path
     assert (again.path / "work.txt").read_text() == "partial\n"
+    assert again.tree == git(again.path, "rev-parse", "HEAD^{tree}") != first.tree
     assert await workspace.commits_since_base(again) == [sha]
 
 
@@ -243,13 +247,12 @@ async def test_commit_all(
 ) -> None:
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Someone Else")  # must not override the identity
     worktree = await _worktree(workspace, upstream, "APP-5")
-    assert await workspace.commit_all(worktree, "nothing", AGENT_NAME, AGENT_EMAIL) is None
+    assert await workspace.commit_all(worktree, "nothing", AGENT_NAME, AGENT_EMAIL) is False
 
     (worktree.path / "README.md").unlink()
     (worktree.path / "new.txt").write_text("new\n")
-    sha = await workspace.commit_all(worktree, "APP-5: change", AGENT_NAME, AGENT_EMAIL)
-    assert sha is not None
-    assert sha == await workspace.head(worktree)
+    assert await workspace.commit_all(worktree, "APP-5: change", AGENT_NAME, AGENT_EMAIL)
+    assert await workspace.head(worktree) != worktree.base_commit
     identity = git(worktree.path, "log", "-1", "--format=%an|%ae|%cn|%ce|%s")
     assert identity == f"{AGENT_NAME}|{AGENT_EMAIL}|{AGENT_NAME}|{AGENT_EMAIL}|APP-5: change"
     changed = git(worktree.path, "show", "--name-status", "--format=", "HEAD").splitlines()
@@ -293,7 +296,8 @@ async def test_discard_changes_drops_leftovers_but_keeps_commits_and_ignored(
     mirror = await workspace.sync_mirror("up", str(upstream))
     worktree = await workspace.create_worktree(mirror, "UP-9", "main")
     (worktree.path / "b.txt").write_text("b\n")
-    sha = await workspace.commit_all(worktree, "add b", "Agent", "agent@example.invalid")
+    assert await workspace.commit_all(worktree, "add b", "Agent", "agent@example.invalid")
+    sha = await workspace.head(worktree)
     (worktree.path / "a.txt").write_text("changed by a test run\n")
     (worktree.path / "stray.log").write_text("log\n")
     (worktree.path / "cache").mkdir()
@@ -318,7 +322,7 @@ async def test_locks_a_killed_git_left_are_cleared_so_the_work_can_be_committed(
         await workspace.commit_all(worktree, "blocked", AGENT_NAME, AGENT_EMAIL)
     removed = workspace.clear_dead_locks(worktree.path, worktree.mirror, worktree.branch)
     assert sorted(removed) == sorted([gitdir / "index.lock", ref_lock])
-    assert await workspace.commit_all(worktree, "saved", AGENT_NAME, AGENT_EMAIL) is not None
+    assert await workspace.commit_all(worktree, "saved", AGENT_NAME, AGENT_EMAIL)
     assert workspace.clear_dead_locks(worktree.path, worktree.mirror, worktree.branch) == []
 
 
