@@ -37,7 +37,22 @@ _FOR_TASK = """
      ORDER BY kind DESC, filename
 """
 _CONTENT = "SELECT content FROM artifacts WHERE task_id = $1 AND filename = $2"
-_DELETE_FOR_TASK = "DELETE FROM artifacts WHERE task_id = $1 AND kind = ANY($2::text[])"
+# A task's patch series, put in place of the one before, in one statement: the earlier
+# patches not in the new series go, the new ones are put. (Deleting only the others keeps
+# the two parts off each other's rows: they see the same snapshot.)
+_REPLACE_SERIES = """
+    WITH gone AS (
+        DELETE FROM artifacts
+         WHERE task_id = $1 AND kind = ANY($2::text[]) AND filename <> ALL($4::text[])
+    )
+    INSERT INTO artifacts (task_id, kind, filename, content, sha256, size)
+    SELECT $1, new.kind, new.filename, new.content, new.sha256, new.size
+      FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[])
+           AS new (kind, filename, content, sha256, size)
+    ON CONFLICT (task_id, filename) DO UPDATE
+       SET kind = EXCLUDED.kind, content = EXCLUDED.content, sha256 = EXCLUDED.sha256,
+           size = EXCLUDED.size, created_at = now()
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +84,18 @@ class ArtifactRepo:
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
         return Artifact.from_record(row)
 
-    async def replace_patches(self, task_id: int) -> None:
-        """Forget earlier patches of a task before storing a new series."""
-        await self._db.execute(_DELETE_FOR_TASK, task_id, [ArtifactKind.PATCH, ArtifactKind.MBOX])
+    async def replace_patches(
+        self, task_id: int, series: list[tuple[ArtifactKind, str, bytes]]
+    ) -> None:
+        """Store `series` (kind, filename, content) as the task's patches, in place of any
+        earlier series (its patches and mbox)."""
+        await self._db.execute(
+            _REPLACE_SERIES, task_id, [ArtifactKind.PATCH.value, ArtifactKind.MBOX.value],
+            [kind.value for kind, _, _ in series], [name for _, name, _ in series],
+            [content for _, _, content in series],
+            [hashlib.sha256(content).hexdigest() for _, _, content in series],
+            [len(content) for _, _, content in series],
+        )  # fmt: skip
 
     async def for_task(self, task_id: int) -> list[Artifact]:
         return [Artifact.from_record(r) for r in await self._db.fetch(_FOR_TASK, task_id)]

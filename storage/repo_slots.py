@@ -16,15 +16,17 @@ from storage.task_status import TaskStatus
 LOCK_CLASS = 7301  # the advisory lock key's first half: "repo slots"
 
 _LOCK = "SELECT pg_advisory_xact_lock($1, $2::integer)"
-# Tasks of repo $1 holding a slot (in one of the statuses $2), other than task $3.
-_TAKEN = """
-    SELECT count(*)
-      FROM tasks
-     WHERE repo_id = $1
-       AND status = ANY($2::text[])
-       AND id <> $3
+# Whether repo $1 has a slot free: fewer tasks in one of the statuses $2, other than task
+# $3, than its max_parallel_tasks (read now, so a changed limit counts at once).
+_FREE = """
+    SELECT (SELECT count(*)
+              FROM tasks
+             WHERE repo_id = $1
+               AND status = ANY($2::text[])
+               AND id <> $3) < max_parallel_tasks
+      FROM repos
+     WHERE id = $1
 """
-_LIMIT = "SELECT max_parallel_tasks FROM repos WHERE id = $1"
 
 
 class RepoSlotRepo:
@@ -38,6 +40,4 @@ class RepoSlotRepo:
     async def free(self, repo_id: int, task_id: int, holding: Iterable[TaskStatus]) -> bool:
         """Whether the repo has a slot for `task_id`: fewer other tasks in `holding` than its
         max_parallel_tasks (read now, so a changed limit counts at once)."""
-        limit = int(await self._db.fetchval(_LIMIT, repo_id))
-        taken = int(await self._db.fetchval(_TAKEN, repo_id, sorted(holding), task_id))
-        return taken < limit
+        return bool(await self._db.fetchval(_FREE, repo_id, sorted(holding), task_id))

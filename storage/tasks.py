@@ -129,6 +129,7 @@ _ADD_SPEND = """
            cost_unknown = cost_unknown OR $5,
            updated_at = now()
      WHERE id = $1
+    RETURNING *
 """
 # Each limit is warned about once per task: only the first caller gets the row back.
 _MARK_BUDGET_WARNED = """
@@ -366,9 +367,14 @@ class TaskRepo:
     async def add_spend(
         self, task_id: int, *, cost_usd: Decimal = Decimal(0), wall_seconds: float = 0.0,
         turns: int = 0, cost_unknown: bool = False,
-    ) -> None:  # fmt: skip
-        """Add to what the task spent; `cost_unknown` marks it for good (see Task)."""
-        await self._db.execute(_ADD_SPEND, task_id, cost_usd, wall_seconds, turns, cost_unknown)
+    ) -> Task:  # fmt: skip
+        """Add to what the task spent; `cost_unknown` marks it for good (see Task). Returns
+        the task's row after it."""
+        row = await self._db.fetchrow(_ADD_SPEND, task_id, cost_usd, wall_seconds, turns,
+                                      cost_unknown)  # fmt: skip
+        if row is None:
+            raise NotFound("task", task_id)
+        return Task.from_record(row)
 
     async def mark_budget_warned(self, task_id: int, limit: str) -> bool:
         """Record that `limit` ("cost", "wall", "turns") was warned about; True only the

@@ -174,9 +174,11 @@ class Budget:
             return Usage("turns", float(task.spent_turns), float(limits.turns))
         return None
 
-    async def warn(self) -> None:
-        """A budget_warning for each limit now at 80 % or more (not used up), once per task."""
-        task = await self.task()
+    async def warn(self, *, fresh: Task | None = None) -> None:
+        """A budget_warning for each limit now at 80 % or more (not used up), once per task.
+        `fresh`: the task's row as a write just returned it, instead of reading it again."""
+        task = fresh if fresh is not None else await self.task()
+        self._last = task
         for usage in usages(task, self.limits(task)):
             if WARN_AT <= usage.ratio < 1:
                 await self._warn(usage)

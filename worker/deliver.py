@@ -110,12 +110,9 @@ async def store_patches(
     `head`: the branch's head commit, if the caller knows it already."""
 
     async def store() -> None:
-        async with deps.pool.acquire() as conn, conn.transaction():
-            artifacts = ArtifactRepo(conn)
-            await artifacts.replace_patches(journal.task.id)
-            for f in files:
-                kind = ArtifactKind.MBOX if f.filename.endswith(".mbox") else ArtifactKind.PATCH
-                await artifacts.put(journal.task.id, kind, f.filename, f.content)
+        series = [(ArtifactKind.MBOX if f.filename.endswith(".mbox") else ArtifactKind.PATCH,
+                   f.filename, f.content) for f in files]  # fmt: skip
+        await ArtifactRepo(deps.pool).replace_patches(journal.task.id, series)
 
     async def set_head() -> None:
         await TaskRepo(deps.pool).set_head(journal.task.id,

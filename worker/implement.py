@@ -250,13 +250,14 @@ class _Attempts:
                 resume_session_id=prompt.resume, wall_left=wall_left,
             )  # fmt: skip
             result = await agent.backend.run(request)  # if stopped, jobs keeps what it wrote
-        await finish_run(self.journal, self.deps, run_id, result, phase="attempt", attempt=attempt)
+        spent = await finish_run(self.journal, self.deps, run_id, result, phase="attempt",
+                                 attempt=attempt)  # fmt: skip
         breach = await self.budget.stopped(result, limits)
         if breach is not None:
             await self._commit(f"WIP: partial work, {breach.reason}")
             return result, run_id, breach
         self.committed = await self._commit(f"{self.task.key}: {self.task.title}")
-        await self.budget.warn()
+        await self.budget.warn(fresh=spent)
         return result, run_id, None
 
     async def _judge(self, result: AgentResult, attempt: int, run_id: int) -> Step:

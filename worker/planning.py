@@ -100,7 +100,7 @@ async def plan(
                                max_budget_usd=limits.max_budget_usd, read_only=True,
                                wall_left=wall_left)  # fmt: skip
         result = await backend.run(request)
-    await finish_run(journal, deps, run_id, result, phase="plan", attempt=plan_round)
+    spent = await finish_run(journal, deps, run_id, result, phase="plan", attempt=plan_round)
     await deps.workspace.discard_changes(worktree, to=start)  # a plan changes nothing
     breach = await budget.stopped(result, limits)
     if breach is not None:
@@ -114,7 +114,7 @@ async def plan(
         await journal.move(TaskStatus.FAILED, reason=f"the planning run ended with {kind}: "
                            f"{result.error_message}")  # fmt: skip
         return
-    await budget.warn()
+    await budget.warn(fresh=spent)
     try:
         parsed = parse_plan(result.text)
     except PlanError as exc:

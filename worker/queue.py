@@ -61,8 +61,8 @@ async def queue_task(conn: Connection, task: Task) -> Task:
     An earlier cancel request is cleared: it was for the run that was cancelled.
     """
     moved = await record_move(conn, task, TaskStatus.QUEUED)  # with its status_changed event
-    # After the guarded move: never for a task not requeued.
-    await TaskRepo(conn).clear_cancel(task.id)
+    if moved.cancel_requested_at is not None:  # after the guarded move: never for a task
+        await TaskRepo(conn).clear_cancel(task.id)  # not requeued; a new one has none
     job_id = await JobQueue(conn).enqueue(
         RunTaskPayload(task_id=task.id), priority=Priority.for_task(task.priority)
     )

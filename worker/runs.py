@@ -13,7 +13,7 @@ from typing import Any
 
 from storage.task_events import EventKind
 from storage.task_runs import RunOutcome, TaskRunRepo
-from storage.tasks import TaskRepo
+from storage.tasks import Task, TaskRepo
 from worker.agents.base import AgentResult
 from worker.deps import WorkerDeps
 from worker.events import TaskJournal
@@ -33,13 +33,14 @@ async def start_run(
 async def finish_run(
     journal: TaskJournal, deps: WorkerDeps, run_id: int, result: AgentResult, *, phase: str,
     attempt: int,
-) -> None:  # fmt: skip
+) -> Task:  # fmt: skip
+    """The run's end on the record; returns the task's row with the run's spend added."""
     cost = Decimal(str(result.cost_usd)) if result.cost_usd is not None else None
     kind = result.error_kind.value if result.error_kind else None
     # The run's row and the task's spend at once; the event, which readers act on, after.
     # A run that succeeds without a cost is the subscription case: the task's cost is unknown.
     # (A run stopped early reports nothing; its cost is missing, but that is no such sign.)
-    await asyncio.gather(
+    _, spent = await asyncio.gather(
         TaskRunRepo(deps.pool).finish(run_id, RunOutcome(
             ok=result.ok, exit_code=result.exit_code, session_id=result.session_id,
             cost_usd=cost, turns=result.turns, duration_seconds=result.duration_seconds,
@@ -58,3 +59,4 @@ async def finish_run(
         session_id=result.session_id, permission_denials=result.permission_denials[:20],
         **tokens,
     )  # fmt: skip
+    return spent
