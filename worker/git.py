@@ -1,4 +1,4 @@
-"""Run the real `git` binary as an asyncio subprocess, with a fixed, explicit environment."""
+"""Run the real `git` binary from the event loop, with a fixed, explicit environment."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,18 +97,15 @@ async def run_git(
     program, die_with_parent = list(argv), None
     if time_limit is not None:
         program, die_with_parent = orphans.dying_with_parent(argv, environment)
-    proc = await asyncio.create_subprocess_exec(
-        *program,
-        cwd=cwd,
-        env=environment,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,  # None through setpriv: then Python can vfork()
-    )
+    proc = subprocess.Popen(  # noqa: ASYNC220  # started here, awaited below
+        program, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent,  # noqa: PLW1509  # None through setpriv: then vfork()
+    )  # fmt: skip
     try:
         async with asyncio.timeout(time_limit):
-            stdout, stderr_bytes = await proc.communicate()
+            stdout, stderr_bytes = await _output(proc)
+            returncode = await _exit(proc)
     except TimeoutError:
         await _kill(proc)
         log.warning("git timed out", extra={"argv": [mask_credentials(a) for a in argv]})
@@ -116,15 +114,87 @@ async def run_git(
         await _kill(proc)
         raise
     stderr = stderr_bytes.decode("utf-8", errors="replace")
-    returncode = proc.returncode if proc.returncode is not None else -1
     if check and returncode != 0:
         raise GitError(argv, returncode, stderr)
     return GitResult(returncode, stdout, stderr)
 
 
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
+# The child is read and awaited by the event loop itself, not through asyncio's subprocess
+# transports: those cost twice the worker's CPU per command (bench/RESULTS.md), and a task
+# runs a dozen git commands.
+
+
+async def _output(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """stdout and stderr, read as they come (neither pipe can fill up) until both end."""
+    assert proc.stdout is not None  # noqa: S101  # PIPE above
+    assert proc.stderr is not None  # noqa: S101
+    loop = asyncio.get_running_loop()
+    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    open_fds = set(chunks)
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable(fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # as good as the end
+        if data:
+            chunks[fd].append(data)
+            return
+        loop.remove_reader(fd)
+        open_fds.discard(fd)
+        if not open_fds and not ended.done():
+            ended.set_result(None)
+
+    for fd in chunks:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable, fd)
+    try:
+        await ended
+    finally:
+        for fd in open_fds:
+            loop.remove_reader(fd)
+        proc.stdout.close()
+        proc.stderr.close()
+    out, err = chunks.values()
+    return b"".join(out), b"".join(err)
+
+
+async def _exit(proc: subprocess.Popen[bytes]) -> int:
+    """The child's exit status, once it has exited: watched through a pidfd where Linux has
+    them; else waited for in a thread."""
+    returncode = proc.poll()
+    if returncode is not None:
+        return returncode
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfds (not Linux, before 5.3, a sandbox)
+        return await asyncio.to_thread(proc.wait)
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(pidfd, _settle, exited)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return proc.wait()  # reaps it; it has exited
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child and reap it. Shielded, so that a second cancellation cannot leave a
+    zombie behind."""
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        # Shielded so that a second cancellation cannot leave a zombie behind.
-        await asyncio.shield(proc.wait())
+        await asyncio.shield(_exit(proc))
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
