@@ -107,10 +107,8 @@ async def run_task(
     loop = asyncio.get_running_loop()
     async with pool.acquire() as conn:
         started = time.perf_counter()
-        async with conn.transaction():
-            task = await submit_task(
-                conn, NewTask(repo_id=repo_id, title=title, created_by="bench")
-            )
+        # As /new and the CLI submit (bot/actions.py create): its own transaction, no other.
+        task = await submit_task(conn, NewTask(repo_id=repo_id, title=title, created_by="bench"))
         future = waiter.ends[task.id] = loop.create_future()
         # The end may have come before the future existed: look once.
         status = await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task.id)

@@ -133,9 +133,8 @@ async def _submit(
     loop = asyncio.get_running_loop()
     async with pool.acquire() as conn:
         for title in titles:
-            async with conn.transaction():
-                new = NewTask(repo_id=repo_id, title=title, created_by="bench")
-                task = await submit_task(conn, new)
+            new = NewTask(repo_id=repo_id, title=title, created_by="bench")
+            task = await submit_task(conn, new)  # in a transaction of its own, as /new does
             ids.append(task.id)
             if waiter is not None:
                 waiter.ends[task.id] = loop.create_future()
