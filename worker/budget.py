@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 LimitName = Literal["cost", "wall", "turns"]
 WARN_AT = 0.8  # of a limit: the budget_warning
 WARN_PERCENT = 80
+FRESH_SECONDS = 1.0  # a row read this recently serves a meter's first look
 READ_TIMEOUT = 1.0  # the watchdog's read of the limits; if it fails, the last read counts
 _NAMES = {"cost": "cost limit", "wall": "wall-time limit", "turns": "turn limit"}
 
@@ -111,14 +112,26 @@ class Budget:
         self._repo = repo
         self._pool = deps.pool
         self._defaults = global_limits(deps.settings)
-        self._last = journal.task
+        self._last = journal.task  # the row last read (or returned by a write)
+        self._read_at = time.monotonic()  # when
 
     def limits(self, task: Task) -> Limits:
         return effective_limits(task, self._repo, self._defaults)
 
     async def task(self) -> Task:
-        self._last = await TaskRepo(self._pool).by_id(self._journal.task.id)
-        return self._last
+        return self._remember(await TaskRepo(self._pool).by_id(self._journal.task.id))
+
+    def _remember(self, task: Task) -> Task:
+        self._last, self._read_at = task, time.monotonic()
+        return task
+
+    async def _first_look(self) -> Task:
+        """The row for a meter's first look: the one read just before it started (for the
+        agent, the move to `running`; for the checks, `exceeded`), else read now. Later
+        looks always read: the time left may have been raised meanwhile."""
+        if time.monotonic() - self._read_at < FRESH_SECONDS:
+            return self._last
+        return await self.task()
 
     async def adopt_defaults(self) -> None:
         """Make the repo's or the global limits the task's own where it has none: the task
@@ -128,11 +141,10 @@ class Budget:
         limits = self.limits(task)
         if limits == Limits(task.max_cost_usd, task.max_wall_seconds, task.max_turns):
             return
-        self._last = await TaskRepo(self._pool).fill_budget(
+        self._journal.task = self._remember(await TaskRepo(self._pool).fill_budget(
             task.id, cost_usd=limits.cost_usd, wall_seconds=limits.wall_seconds,
             turns=limits.turns,
-        )  # fmt: skip
-        self._journal.task = self._last
+        ))  # fmt: skip
         log.info("budget defaults adopted", extra={"task_key": task.key})
 
     async def exceeded(self, *, only: LimitName | None = None) -> Usage | None:
@@ -146,8 +158,7 @@ class Budget:
     async def run_limits(self, turn_cap: int, *, fresh: Task | None = None) -> RunLimits:
         """The turns and dollars the next agent run may use (call after `exceeded`).
         `fresh`: the task's row as a move just returned it, instead of reading it again."""
-        task = fresh if fresh is not None else await self.task()
-        self._last = task
+        task = self._remember(fresh) if fresh is not None else await self.task()
         limits = self.limits(task)
         max_turns, bound = turn_cap, False
         if limits.turns is not None and limits.turns - task.spent_turns < turn_cap:
@@ -177,8 +188,7 @@ class Budget:
     async def warn(self, *, fresh: Task | None = None) -> None:
         """A budget_warning for each limit now at 80 % or more (not used up), once per task.
         `fresh`: the task's row as a write just returned it, instead of reading it again."""
-        task = fresh if fresh is not None else await self.task()
-        self._last = task
+        task = self._remember(fresh) if fresh is not None else await self.task()
         for usage in usages(task, self.limits(task)):
             if WARN_AT <= usage.ratio < 1:
                 await self._warn(usage)
@@ -189,9 +199,12 @@ class Budget:
         when it is stopped. Yields the watchdog's `time_left`; meanwhile, the wall-time
         warning goes out when 80 % is reached."""
         started = time.monotonic()
+        looks = 0
 
         async def wall_left() -> float | None:
-            return await self._wall_left(started)
+            nonlocal looks
+            looks += 1
+            return await self._wall_left(started, first=looks == 1)
 
         timer = asyncio.create_task(self._warn_wall_when_due(started))
         try:
@@ -205,11 +218,14 @@ class Budget:
     async def _settle(self, timer: asyncio.Task[None], elapsed: float) -> None:
         timer.cancel()
         await asyncio.wait({timer})
-        await TaskRepo(self._pool).add_spend(self._journal.task.id, wall_seconds=elapsed)
+        self._remember(
+            await TaskRepo(self._pool).add_spend(self._journal.task.id, wall_seconds=elapsed)
+        )
 
-    async def _wall_left(self, started: float) -> float | None:
+    async def _wall_left(self, started: float, *, first: bool) -> float | None:
         try:
-            task = await asyncio.wait_for(self.task(), READ_TIMEOUT)
+            reading = self._first_look() if first else self.task()
+            task = await asyncio.wait_for(reading, READ_TIMEOUT)
         except Exception:  # the watchdog must not fail: it goes by the last limits it read
             log.warning("budget not read", exc_info=True,
                         extra={"task_key": self._journal.task.key})  # fmt: skip
@@ -221,14 +237,15 @@ class Budget:
 
     async def _warn_wall_when_due(self, started: float) -> None:
         try:
+            task = await self._first_look()
             while True:
-                task = await self.task()
                 limit = self.limits(task).wall_seconds
                 if limit is None or "wall" in task.budget_warned:
                     return
                 used = task.spent_wall_seconds + time.monotonic() - started
                 if used < WARN_AT * limit:  # not yet; look again then (it may be raised)
                     await asyncio.sleep(WARN_AT * limit - used)
+                    task = await self.task()
                     continue
                 if used < limit:
                     await self._warn(Usage("wall", used, float(limit)))
@@ -239,6 +256,7 @@ class Budget:
 
     async def _warn(self, usage: Usage) -> None:
         task_id = self._journal.task.id
+        await self._journal.flush()  # the warning after the events before it
         async with self._pool.acquire() as conn, conn.transaction():
             if not await TaskRepo(conn).mark_budget_warned(task_id, usage.limit):
                 return
