@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -78,6 +79,21 @@ _INSERT = f"""
     ), {_OUTBOX.format(task="tasks", event_kinds="$4", notices="$5")}
     SELECT * FROM event
 """  # noqa: S608  # constants of ours: no input goes into the text
+# Events of task $1 ($2 kinds, $3 payloads, in order) in one statement, with their outbox
+# rows for ($4, $5): what the worker's journal had waiting (worker/events.py).
+_INSERT_MANY = f"""
+    WITH input AS (
+        SELECT i.kind, i.payload::jsonb AS payload, i.n
+          FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS i(kind, payload, n)
+    ), event AS (
+        INSERT INTO task_events (task_id, kind, payload)
+        SELECT $1, i.kind, i.payload
+          FROM input i
+         ORDER BY i.n
+        RETURNING id, task_id, kind
+    ), {_OUTBOX.format(task="tasks", event_kinds="$4", notices="$5")}
+    SELECT count(*) FROM event
+"""  # noqa: S608  # constants of ours: no input goes into the text
 # A move (storage/tasks.py MOVE, $1 to $5) and its events ($6 kinds, $7 payloads, in order)
 # in one statement: no event unless the row moved; their outbox rows for ($8, $9).
 _MOVE_WITH_EVENTS = f"""
@@ -151,6 +167,17 @@ class TaskEventRepo:
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
         return TaskEvent.from_record(row)
 
+    async def add_many(
+        self, task_id: int, events: Sequence[tuple[EventKind, dict[str, Any]]]
+    ) -> None:
+        """`events`, in this order, in one statement."""
+        notices = _notices(events)
+        await self._db.execute(
+            _INSERT_MANY, task_id, [kind.value for kind, _ in events],
+            [json.dumps(p) for _, p in events], [kind for kind, _ in notices],
+            [notice for _, notice in notices],
+        )  # fmt: skip
+
     async def latest(self, task_id: int, limit: int = 1) -> list[TaskEvent]:
         """The task's last `limit` pipeline events (operator actions left out), oldest first."""
         rows = await self._db.fetch(_LATEST, task_id, limit)
@@ -191,17 +218,24 @@ _TERMINAL_EVENTS = {
 }
 
 
+def _notices(events: Sequence[tuple[EventKind, object]]) -> list[tuple[str, str]]:
+    """(event kind, notice kind) of each outbox row `events` call for."""
+    return [(kind.value, n.value) for kind, _ in events for n in FOR_EVENT.get(kind.value, ())]
+
+
 async def record_move(
-    conn: Executor, task: Task, to: TaskStatus, *, reason: str = "", **payload: Any
-) -> Task:
-    """A guarded status change and its events (status_changed, then task_done & co. for a
-    terminal status), with their outbox rows: one statement, so one round trip, atomic by
-    itself and inside a caller's transaction alike. Raises InvalidTransition."""
-    events = [(EventKind.STATUS_CHANGED, {"from": task.status.value, "to": to.value,
-                                          "reason": reason})]  # fmt: skip
+    conn: Executor, task: Task, to: TaskStatus, *, reason: str = "",
+    carried: Sequence[tuple[EventKind, dict[str, Any]]] = (), **payload: Any,
+) -> Task:  # fmt: skip
+    """A guarded status change and its events (`carried`, then status_changed, then task_done
+    & co. for a terminal status), with their outbox rows: one statement, so one round trip,
+    atomic by itself and inside a caller's transaction alike. Raises InvalidTransition (and
+    then writes nothing, not even `carried`)."""
+    events = [*carried, (EventKind.STATUS_CHANGED, {"from": task.status.value, "to": to.value,
+                                                   "reason": reason})]  # fmt: skip
     if to in _TERMINAL_EVENTS:
         events.append((_TERMINAL_EVENTS[to], {"reason": reason, **payload}))
-    notices = [(kind.value, n.value) for kind, _ in events for n in FOR_EVENT.get(kind.value, ())]
+    notices = _notices(events)
     row = await conn.fetchrow(
         _MOVE_WITH_EVENTS, *move_args(task.id, to, reason),
         [kind.value for kind, _ in events], [json.dumps(p) for _, p in events],

@@ -89,6 +89,7 @@ async def wait_or_give_up(
 ) -> None:
     """The run was refused by the API: queue the task again for later, in one transaction
     with its `rate_limit_backoff` event, or fail it after too many waits in a row."""
+    await journal.flush()  # the timeline read and written below has all of this job's events
     waits = await waits_in_a_row(deps, journal.task.id)
     kind = (result.error_kind or ErrorKind.RATE_LIMIT).value
     limit = deps.settings.backoff_max_waits

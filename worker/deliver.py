@@ -151,7 +151,7 @@ async def _branch(
     title = f"{task.key}: {task.title}"
     forge = make_forge(target, retry=deps.forge_retry)
     try:
-        body = pr_body(task, runs, report, checked=await _checked(deps, task.id))
+        body = pr_body(task, runs, report, checked=await _checked(journal, deps))
         published = await forge.publish(head=worktree.branch, base=repo.default_branch,
                                          title=title, body=body)  # fmt: skip
         if not published.created:  # the reviewers of the open PR hear that it changed
@@ -169,8 +169,9 @@ async def _branch(
     return f"PR #{pr.number} {verb}: {pr.url}", commits
 
 
-async def _checked(deps: WorkerDeps, task_id: int) -> list[str]:
-    passed = await TaskEventRepo(deps.pool).last_of(task_id, [EventKind.VERIFY_PASSED])
+async def _checked(journal: TaskJournal, deps: WorkerDeps) -> list[str]:
+    await journal.flush()
+    passed = await TaskEventRepo(deps.pool).last_of(journal.task.id, [EventKind.VERIFY_PASSED])
     return [str(step) for step in (passed.payload.get("steps") or [])] if passed else []
 
 

@@ -19,6 +19,7 @@ counted, and limited (worker/recovery.py take_over).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -82,6 +83,11 @@ async def run_task(task_id: int, deps: WorkerDeps) -> None:
         except InvalidTransition as exc:
             log.info("task changed under the worker",
                      extra={"task_key": task.key, "error": str(exc)})  # fmt: skip
+        except BaseException:  # the job's events are written even so; its error goes on
+            with contextlib.suppress(Exception):
+                await asyncio.shield(journal.flush())
+            raise
+        await journal.flush()  # what came after the last move (the memory written)
 
 
 async def _run(journal: TaskJournal, repo: Repo, deps: WorkerDeps, cancel: asyncio.Event) -> None:

@@ -135,6 +135,7 @@ async def _present(
     summary: dict[str, Any],
 ) -> None:  # fmt: skip
     """Store the plan, show it, and schedule its reminder and expiry: all or nothing."""
+    await journal.flush()  # the move below comes after the planning run's events
     task = journal.task
     settings = deps.settings
     async with deps.pool.acquire() as conn, conn.transaction():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -47,7 +47,7 @@ async def add_task(pool: Pool, repo: Repo, title: str, *, priority: int = 3,
                                                description=description))  # fmt: skip
 
 
-async def move(pool: Pool, task: Task, *steps: TaskStatus, **payload: object) -> Task:
+async def move(pool: Pool, task: Task, *steps: TaskStatus, **payload: Any) -> Task:
     async with pool.acquire() as conn, conn.transaction():
         for step in steps:
             last = step is steps[-1]
