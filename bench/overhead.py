@@ -22,7 +22,7 @@ pipeline's time goes: the git commands it runs (each one's wall time from git it
 agent, and the rest (Python and PostgreSQL), phase by phase from the task's events.
 
     .venv/bin/python bench/overhead.py [--sizes 100,10000,50000] [--tasks 10] [--explain 3]
-                                       [--dsn DSN]
+                                       [--dsn DSN] [--scratch DIR]
 
 Uses --dsn (a server: a scratch database is created there and dropped at the end), else
 DATABASE_URL, else the embedded PostgreSQL under $TMPDIR. Goal: pipeline <= 1.5x the floor.
@@ -263,6 +263,9 @@ async def main() -> None:
     parser.add_argument("--explain", type=int, default=3)
     parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="where the repositories, worktrees and the worker's home go "
+                             "(default: $TMPDIR); see RESULTS.md on this VM's disk")  # fmt: skip
     args = parser.parse_args()
     base = args.dsn or start_embedded(
         Path(tempfile.gettempdir()) / f"devserver-bench-pg-{os.getuid()}"
@@ -270,7 +273,7 @@ async def main() -> None:
     name = f"bench_overhead_{uuid.uuid4().hex[:8]}"
     await admin_execute(base, f'CREATE DATABASE "{name}"')
     dsn = with_db(base, name)
-    scratch = Path(tempfile.mkdtemp(prefix="devserver-overhead-"))
+    scratch = Path(tempfile.mkdtemp(prefix="devserver-overhead-", dir=args.scratch))
     results = []
     try:
         await apply_all(dsn)
