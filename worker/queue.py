@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from pgqueuer import AsyncpgDriver, Queries
 
@@ -51,16 +53,21 @@ async def submit_task(conn: Connection, new: NewTask, *, later: bool = False) ->
         tasks = TaskRepo(conn)
         task = await tasks.create(key, new)
         created = {"key": key, "title": new.title, "by": new.created_by, "later": later}
-        await TaskEventRepo(conn).add(task.id, EventKind.TASK_CREATED, created)
-        return task if later else await queue_task(conn, task)
+        if later:
+            await TaskEventRepo(conn).add(task.id, EventKind.TASK_CREATED, created)
+            return task
+        return await queue_task(conn, task, carried=[(EventKind.TASK_CREATED, created)])
 
 
-async def queue_task(conn: Connection, task: Task) -> Task:
-    """Move a task to `queued` and enqueue its job; call inside a transaction.
+async def queue_task(
+    conn: Connection, task: Task, *, carried: Sequence[tuple[EventKind, dict[str, Any]]] = ()
+) -> Task:
+    """Move a task to `queued` and enqueue its job; call inside a transaction. `carried`:
+    events to write before the move's, in its statement.
 
     An earlier cancel request is cleared: it was for the run that was cancelled.
     """
-    moved = await record_move(conn, task, TaskStatus.QUEUED)  # with its status_changed event
+    moved = await record_move(conn, task, TaskStatus.QUEUED, carried=carried)
     if moved.cancel_requested_at is not None:  # after the guarded move: never for a task
         await TaskRepo(conn).clear_cancel(task.id)  # not requeued; a new one has none
     job_id = await JobQueue(conn).enqueue(
