@@ -33,6 +33,7 @@ class TaskJournal:
         self.task = task
         self._waiting: list[Event] = []  # emitted, not yet being written
         self._writer: asyncio.Task[None] | None = None
+        self._writing = False  # a batch is on its way to the table
         self._failed: BaseException | None = None  # a write's error, for the next flush
 
     async def event(self, kind: EventKind, /, **payload: Any) -> None:
@@ -57,12 +58,12 @@ class TaskJournal:
     async def move(self, to: TaskStatus, *, reason: str = "", **payload: Any) -> Task:
         """Guarded status change plus its events, in one statement with the events still
         waiting; raises InvalidTransition (the waiting events are written all the same)."""
-        if self._writer is not None and not self._writer.done():
-            await asyncio.wait({self._writer})  # its batch goes first
+        while self._writing and self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})  # the batch on its way goes first
         failed, self._failed = self._failed, None
         if failed is not None:
             raise failed
-        carried, self._waiting = self._waiting, []
+        carried, self._waiting = self._waiting, []  # the writer, if it wakes, finds none
         try:
             moved = await record_move(self._pool, self.task, to, reason=reason, carried=carried,
                                       **payload)  # fmt: skip
@@ -78,9 +79,16 @@ class TaskJournal:
         return moved
 
     async def _write(self) -> None:
+        # One turn of the loop first: a move that follows its events at once (the usual
+        # case) then carries them, one statement instead of two in a row.
+        await asyncio.sleep(0)
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                await TaskEventRepo(self._pool).add_many(self.task.id, batch)
+                self._writing = True
+                try:
+                    await TaskEventRepo(self._pool).add_many(self.task.id, batch)
+                finally:
+                    self._writing = False
         except Exception as exc:  # raised where the job next waits for its events
             self._failed = exc
