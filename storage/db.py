@@ -36,7 +36,7 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 
 async def create_pool(
     dsn: str, *, read_only: bool = False, min_size: int = 1, max_size: int = 10,
-    session_free: bool = False,
+    session_free: bool = False, generic_plans: bool = False,
 ) -> asyncpg.Pool[asyncpg.Record]:  # fmt: skip
     """A pool with the pgvector codec on each connection.
 
@@ -44,8 +44,14 @@ async def create_pool(
     but SET LOCAL / set_config(..., true), no LISTEN, no session advisory lock, no cursor
     outside a transaction). asyncpg then skips the reset query it otherwise sends on every
     release (RESET ALL, UNLISTEN *, ...): about 40 round trips per task in the worker
-    (bench/overhead.py). An open transaction is still rolled back."""
+    (bench/overhead.py). An open transaction is still rolled back.
+
+    `generic_plans`: each prepared statement is planned once per connection, never again at
+    each run with its parameters (plan_cache_mode). For PgQueuer's dequeue, a large query
+    that PostgreSQL otherwise plans anew every time: 2.7 of its 3.7 ms (bench/RESULTS.md)."""
     extra = {"default_transaction_read_only": "on"} if read_only else {}
+    if generic_plans:
+        extra["plan_cache_mode"] = "force_generic_plan"
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init, server_settings=extra,
         reset=_keep_session if session_free else None,

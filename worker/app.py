@@ -162,6 +162,14 @@ async def create_worker(
     pool = await create_pool(
         dsn, min_size=1, max_size=max(4, settings.concurrency * 2), session_free=True
     )
+    # PgQueuer's own queries (dequeue, probes, job status, heartbeats) on a pool of their
+    # own, whose statements are planned once: its dequeue is re-planned at every call else.
+    try:
+        queue_pool = await create_pool(dsn, min_size=1, max_size=3, session_free=True,
+                                       generic_plans=True)  # fmt: skip
+    except BaseException:
+        await pool.close()
+        raise
     control = WorkerControl()
     listener = asyncio.create_task(control.listen(dsn, settings.recheck_seconds))
     running, stop_beating, this_worker = RunningCount(), asyncio.Event(), worker_id()
@@ -187,7 +195,7 @@ async def create_worker(
                     tries=settings.forge_tries, request_timeout=settings.forge_timeout_seconds
                 ),
             )
-            driver = QueueDriver(pool, dsn)
+            driver = QueueDriver(queue_pool, dsn)
             queue_manager = PausableQueueManager(Queries(driver), control=control)
             register(queue_manager, deps, running=running)
             async with schedules.running(deps, repo_maps=home / "repo-maps"):
@@ -198,6 +206,7 @@ async def create_worker(
             await listener
         stop_beating.set()
         await heartbeat  # deletes this worker's row; never raises
+        await queue_pool.close()
         await pool.close()
 
 

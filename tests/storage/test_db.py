@@ -36,3 +36,14 @@ async def test_a_session_free_release_still_rolls_back_an_open_transaction(db_ds
             assert await conn.fetchval("SELECT 1") == 1
     finally:
         await pool.close()
+
+
+async def test_a_pool_of_generic_plans_plans_each_statement_once(db_dsn: str) -> None:
+    generic = await create_pool(db_dsn, min_size=1, max_size=1, generic_plans=True)
+    plain = await create_pool(db_dsn, min_size=1, max_size=1)
+    try:
+        assert await generic.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        assert await plain.fetchval("SHOW plan_cache_mode") == "auto"
+    finally:
+        await generic.close()
+        await plain.close()
