@@ -71,43 +71,33 @@ _OUTBOX = """outbox AS (
          WHERE t.chat_id IS NOT NULL
         ON CONFLICT (dedupe_key) DO NOTHING
     )"""
-_INSERT = f"""
-    WITH event AS (
-        INSERT INTO task_events (task_id, kind, payload)
-        VALUES ($1, $2, $3::jsonb)
-        RETURNING id, task_id, kind, payload, created_at
-    ), {_OUTBOX.format(task="tasks", event_kinds="$4", notices="$5")}
-    SELECT * FROM event
-"""  # noqa: S608  # constants of ours: no input goes into the text
-# Events of task $1 ($2 kinds, $3 payloads, in order) in one statement, with their outbox
-# rows for ($4, $5): what the worker's journal had waiting (worker/events.py).
-_INSERT_MANY = f"""
-    WITH input AS (
+# Events of one task in order ({kinds}, {payloads}: two arrays), inserted from {source}
+# (rows `i` of `input`, with the task's id as {task_id}).
+_EVENTS = """input AS (
         SELECT i.kind, i.payload::jsonb AS payload, i.n
-          FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS i(kind, payload, n)
+          FROM unnest({kinds}::text[], {payloads}::text[]) WITH ORDINALITY AS i(kind, payload, n)
     ), event AS (
         INSERT INTO task_events (task_id, kind, payload)
-        SELECT $1, i.kind, i.payload
-          FROM input i
+        SELECT {task_id}, i.kind, i.payload
+          FROM {source}
          ORDER BY i.n
-        RETURNING id, task_id, kind
-    ), {_OUTBOX.format(task="tasks", event_kinds="$4", notices="$5")}
-    SELECT count(*) FROM event
+        RETURNING id, task_id, kind, payload, created_at
+    )"""
+# Events of task $1 ($2 kinds, $3 payloads, in order) in one statement, with their outbox
+# rows for ($4, $5).
+_INSERT = f"""
+    WITH {_EVENTS.format(kinds="$2", payloads="$3", task_id="$1", source="input i")},
+         {_OUTBOX.format(task="tasks", event_kinds="$4", notices="$5")}
+    SELECT * FROM event ORDER BY id
 """  # noqa: S608  # constants of ours: no input goes into the text
 # A move (storage/tasks.py MOVE, $1 to $5) and its events ($6 kinds, $7 payloads, in order)
 # in one statement: no event unless the row moved; their outbox rows for ($8, $9).
+_MOVED_EVENTS = _EVENTS.format(kinds="$6", payloads="$7", task_id="m.id",
+                               source="moved m CROSS JOIN input i")  # fmt: skip
 _MOVE_WITH_EVENTS = f"""
-    WITH moved AS ({MOVE}), input AS (
-        SELECT i.kind, i.payload::jsonb AS payload, i.n
-          FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS i(kind, payload, n)
-    ), event AS (
-        INSERT INTO task_events (task_id, kind, payload)
-        SELECT m.id, i.kind, i.payload
-          FROM moved m
-         CROSS JOIN input i
-         ORDER BY i.n
-        RETURNING id, task_id, kind
-    ), {_OUTBOX.format(task="moved", event_kinds="$8", notices="$9")}
+    WITH moved AS ({MOVE}),
+         {_MOVED_EVENTS},
+         {_OUTBOX.format(task="moved", event_kinds="$8", notices="$9")}
     SELECT * FROM moved
 """  # noqa: S608  # constants of ours: no input goes into the text
 _LATEST = """
@@ -161,22 +151,20 @@ class TaskEventRepo:
         self._db = db
 
     async def add(self, task_id: int, kind: EventKind, payload: dict[str, Any]) -> TaskEvent:
-        notices = [n.value for n in FOR_EVENT.get(kind.value, ())]
-        row = await self._db.fetchrow(_INSERT, task_id, kind.value, json.dumps(payload),
-                                      [kind.value] * len(notices), notices)  # fmt: skip
-        assert row is not None  # noqa: S101  # INSERT ... RETURNING always returns the row
-        return TaskEvent.from_record(row)
+        [event] = await self.add_many(task_id, [(kind, payload)])
+        return event
 
     async def add_many(
         self, task_id: int, events: Sequence[tuple[EventKind, dict[str, Any]]]
-    ) -> None:
+    ) -> list[TaskEvent]:
         """`events`, in this order, in one statement."""
         notices = _notices(events)
-        await self._db.execute(
-            _INSERT_MANY, task_id, [kind.value for kind, _ in events],
+        rows = await self._db.fetch(
+            _INSERT, task_id, [kind.value for kind, _ in events],
             [json.dumps(p) for _, p in events], [kind for kind, _ in notices],
             [notice for _, notice in notices],
         )  # fmt: skip
+        return [TaskEvent.from_record(r) for r in rows]
 
     async def latest(self, task_id: int, limit: int = 1) -> list[TaskEvent]:
         """The task's last `limit` pipeline events (operator actions left out), oldest first."""

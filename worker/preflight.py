@@ -104,9 +104,10 @@ async def preflight(
     """Check the commits base_commit..HEAD of `worktree` against the repo's rules. Without
     `check_author`, only the committer must be the repo's identity (the authors are kept)."""
     # Independent reads, run at once: they cost about the wait of the longest.
-    commits, (changes, sizes, binaries, diff) = await asyncio.gather(
+    commits, (diff, sizes) = await asyncio.gather(
         _identities(worktree, base_commit), _diff_and_sizes(worktree, base_commit)
     )
+    changes, binaries = diff.changes, diff.binaries
     expected = _identity(repo.git_author_name, repo.git_author_email)
     violations = [
         Violation("identity", sha[:12], f"commit by {_who(author, committer)}, not {expected}")
@@ -127,7 +128,7 @@ async def preflight(
     if not repo.allow_binary:
         violations += [Violation("binary", path, "binary file (this repo allows none)")
                        for path in sorted(binaries) if path in present]  # fmt: skip
-    for finding in _secrets(diff, skip=binaries):
+    for finding in _secrets(diff.patch, skip=binaries):
         violations.append(Violation("secret", finding.path,
                                     f"{finding.rule}: {finding.masked}",
                                     line=finding.line, rule=finding.rule))  # fmt: skip
@@ -196,13 +197,11 @@ async def _diff(worktree: Path, base_commit: str) -> _Diff:
     return _Diff(changes, binaries, patch.decode("utf-8", errors="replace"))
 
 
-async def _diff_and_sizes(
-    worktree: Path, base_commit: str
-) -> tuple[list[tuple[str, str]], dict[str, int], set[str], str]:
-    """The changes, the size of each file present after them, the binaries, the patch."""
+async def _diff_and_sizes(worktree: Path, base_commit: str) -> tuple[_Diff, dict[str, int]]:
+    """The diff, and the size of each file present after it."""
     diff = await _diff(worktree, base_commit)
     present = [path for path, status in diff.changes if status != "D"]
-    return diff.changes, await _sizes(worktree, present), diff.binaries, diff.patch
+    return diff, await _sizes(worktree, present)
 
 
 async def _sizes(worktree: Path, paths: list[str]) -> dict[str, int]:
